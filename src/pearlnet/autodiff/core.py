@@ -1,0 +1,238 @@
+"""The tracing engine: primitives, tracers, and the reverse (tape) and forward (tangent) traces.
+
+This module knows nothing about NumPy. A *primitive* is a plain function plus, per argument, a
+reverse rule ``vjp(g, ans, *args, **params)`` and a forward rule ``jvp(t, ans, *args, **params)``.
+Rules are themselves written with primitives, so every transform can be applied to a transformed
+function: hvp = jvp(grad(f)) is Pearlmutter's R{.} operator applied to the backward pass.
+
+Each transform invocation opens a *trace* with a level taken from a global counter, so nested
+transforms have strictly increasing levels. A primitive bound to tracers of several traces
+handles the innermost (highest level) one first and passes the others through as constants of
+that trace, which is what keeps nested derivatives free of perturbation confusion.
+
+The reverse trace is a tape (Wengert list) in creation order: the backward pass is one loop from
+the end of the tape to its start, never a recursion, so chains of any length differentiate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+__all__ = [
+    "Primitive",
+    "Tracer",
+    "ReverseTrace",
+    "ForwardTrace",
+    "ReverseTracer",
+    "ForwardTracer",
+    "new_level",
+    "primitives",
+]
+
+_levels = itertools.count(1)
+
+#: every primitive ever created, by name; the op tests check each has rules and a spec entry
+primitives: dict[str, Primitive] = {}
+
+
+def new_level() -> int:
+    """A level above every level handed out so far (nested transforms nest their levels)."""
+    return next(_levels)
+
+
+class Primitive:
+    """A function the tracers see as atomic, with one reverse and one forward rule per argument.
+
+    ``vjps[i](g, ans, *args, **params)`` returns the cotangent of argument i given the output
+    cotangent g; ``jvps[i](t, ans, *args, **params)`` returns the output tangent contributed by
+    the tangent t of argument i. A rule of ``None`` marks an argument as not differentiable
+    (an index, a condition). A primitive with ``differentiable=False`` (comparisons, argmax,
+    stop_gradient) strips every tracer and returns a plain value.
+    """
+
+    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable")
+
+    def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
+        if name in primitives:
+            raise ValueError(f"Primitive: a primitive named {name!r} exists already")
+        self.name = name
+        self.impl = impl
+        self.vjps: tuple = ()
+        self.jvps: tuple = ()
+        self.differentiable = differentiable
+        primitives[name] = self
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        top = None
+        for a in args:
+            if isinstance(a, Tracer) and (top is None or a.trace.level > top.level):
+                top = a.trace
+        if top is None:
+            return self.impl(*args, **params)
+        if not self.differentiable:
+            return self.impl(*[strip(a) for a in args], **params)
+        return top.process(self, args, params)
+
+    def defvjp(self, *rules: Callable | None) -> None:
+        """Set the reverse rules, one per positional argument (None: not differentiable)."""
+        self.vjps = rules
+
+    def defjvp(self, *rules: Callable | None) -> None:
+        """Set the forward rules, one per positional argument (None: not differentiable)."""
+        self.jvps = rules
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name})"
+
+
+def strip(x: Any) -> Any:
+    """The plain value under any number of tracers."""
+    while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
+class Tracer:
+    """A value being traced by one trace. Subclasses add the trace's bookkeeping.
+
+    Backends attach operators (``__add__``, ``__getitem__``, ``shape``...) to this class with
+    ``Tracer.register_operators``; the engine itself only needs ``value`` and ``trace``.
+    """
+
+    __slots__ = ("value", "trace")
+
+    @property
+    def level(self) -> int:
+        return self.trace.level
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.trace.level}, value={strip(self)!r})"
+
+
+class ReverseTracer(Tracer):
+    """A traced value on a tape; it is also the tape entry: the primitive that made it, the
+    arguments it was applied to (unwrapped at this level) and its traced parents as a flat
+    tuple (argument position, tape index, ...). Inputs have no primitive."""
+
+    __slots__ = ("index", "prim", "args", "params", "parents")
+
+    def __init__(self, value: Any, trace: ReverseTrace, index: int, prim: Any = None,
+                 args: Any = (), params: Any = None, parents: tuple = ()) -> None:
+        self.value = value
+        self.trace = trace
+        self.index = index
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.parents = parents
+
+
+class ForwardTracer(Tracer):
+    __slots__ = ("tangent",)
+
+    def __init__(self, value: Any, trace: ForwardTrace, tangent: Any) -> None:
+        self.value = value
+        self.trace = trace
+        self.tangent = tangent
+
+
+class ReverseTrace:
+    """A tape (Wengert list) of the tracers made under it, in creation order."""
+
+    __slots__ = ("level", "tape")
+
+    def __init__(self) -> None:
+        self.level = new_level()
+        self.tape: list = []
+
+    def new_input(self, value: Any) -> ReverseTracer:
+        tracer = ReverseTracer(value, self, len(self.tape))
+        self.tape.append(tracer)
+        return tracer
+
+    def process(self, prim: Primitive, args: tuple, params: dict) -> ReverseTracer:
+        vals = list(args)
+        parents: tuple = ()
+        nested = False  # does a value of a lower trace remain among the arguments?
+        for i, a in enumerate(args):
+            if isinstance(a, Tracer):
+                if a.trace is self:
+                    parents += (i, a.index)
+                    a = vals[i] = a.value
+                    if isinstance(a, Tracer):
+                        nested = True
+                else:
+                    nested = True
+        ans = prim(*vals, **params) if nested else prim.impl(*vals, **params)
+        tape = self.tape
+        tracer = ReverseTracer(ans, self, len(tape), prim, vals, params, parents)
+        tape.append(tracer)
+        return tracer
+
+    def backward(self, seeds: list[tuple[int, Any]], wanted: list[int]) -> list:
+        """Propagate the cotangents ``seeds`` [(tape index, cotangent)] from the end of the
+        tape to its start; return the cotangents of the entries ``wanted`` (None: no path)."""
+        tape = self.tape
+        cts: list = [None] * len(tape)
+        for index, g in seeds:
+            cts[index] = g if cts[index] is None else cts[index] + g
+        keep = set(wanted)
+        for index in range(len(tape) - 1, -1, -1):
+            g = cts[index]
+            if g is None:
+                continue
+            node = tape[index]
+            prim = node.prim
+            if prim is None:
+                continue
+            if index not in keep:
+                cts[index] = None  # free memory as we go: nothing downstream needs it again
+            parents, vals, params, ans = node.parents, node.args, node.params, node.value
+            vjps = prim.vjps
+            for k in range(0, len(parents), 2):
+                rule = vjps[parents[k]]
+                if rule is None:
+                    continue
+                c = rule(g, ans, *vals, **params)
+                parent = parents[k + 1]
+                old = cts[parent]
+                cts[parent] = c if old is None else old + c
+        return [cts[i] for i in wanted]
+
+
+class ForwardTrace:
+    """Forward mode: every tracer carries its tangent along (Pearlmutter's R{.} operator)."""
+
+    __slots__ = ("level",)
+
+    def __init__(self) -> None:
+        self.level = new_level()
+
+    def new_input(self, value: Any, tangent: Any) -> ForwardTracer:
+        return ForwardTracer(value, self, tangent)
+
+    def process(self, prim: Primitive, args: tuple, params: dict) -> ForwardTracer:
+        vals = list(args)
+        tangents = []
+        nested = False
+        for i, a in enumerate(args):
+            if isinstance(a, Tracer):
+                if a.trace is self:
+                    tangents.append((i, a.tangent))
+                    a = vals[i] = a.value
+                    if isinstance(a, Tracer):
+                        nested = True
+                else:
+                    nested = True
+        ans = prim(*vals, **params) if nested else prim.impl(*vals, **params)
+        out = None
+        for i, t in tangents:
+            rule = prim.jvps[i]
+            if rule is None:
+                continue
+            c = rule(t, ans, *vals, **params)
+            out = c if out is None else out + c
+        if out is None:  # only non-differentiable arguments were traced here
+            return ans
+        return ForwardTracer(ans, self, out)

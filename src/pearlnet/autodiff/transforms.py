@@ -1,0 +1,269 @@
+"""The transforms: grad, value_and_grad, vjp, jvp, hvp, gauss_newton_vp, jacobian, hessian.
+
+Arguments and results may be arrays or trees (nested dict/list/tuple) of arrays. Derivatives of
+complex-valued code are complex-linear (holomorphic: no conjugation), which is what the complex
+step Im f(x + ih)/h measures and what makes ``grad`` of complex input give H v by complex step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import pearlnet.numpy as pnp
+
+from .core import ForwardTrace, ForwardTracer, ReverseTrace, ReverseTracer, Tracer, strip
+from .tree import tree_flatten, tree_unflatten
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "hvp", "gauss_newton_vp", "jacobian",
+           "hessian"]
+
+
+def _as_input(x: Any, who: str, what: str) -> Any:
+    """A differentiable leaf: a float or complex array (or a tracer of one)."""
+    if not isinstance(x, Tracer):
+        x = np.asarray(x)
+        if x.dtype == object:
+            raise TypeError(f"{who}: {what} is not an array (got an object array)")
+    kind = np.result_type(strip(x)).kind
+    if kind not in "fc":
+        raise TypeError(f"{who}: cannot differentiate with respect to {what} of dtype "
+                        f"{np.result_type(strip(x))}; pass a float or complex array")
+    return x
+
+
+def _zeros_like(x: Any) -> np.ndarray:
+    v = strip(x)
+    return np.zeros(np.shape(v), dtype=np.result_type(v))
+
+
+def _argnums(argnums: int | Sequence[int], nargs: int, who: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise ValueError(f"{who}: argnums {argnums!r} does not fit {nargs} arguments")
+    return tuple(a % nargs for a in nums)
+
+
+def _trace_reverse(f: Callable, args: tuple, argnums: tuple[int, ...], kwargs: dict, who: str):
+    """Run f on inputs traced by a new tape. Returns (trace, output, per-argnum (indices,
+    treedef, leaves))."""
+    trace = ReverseTrace()
+    args = list(args)
+    inputs = []
+    for a in argnums:
+        leaves, treedef = tree_flatten(args[a])
+        leaves = [_as_input(leaf, who, f"argument {a}") for leaf in leaves]
+        boxed = [trace.new_input(leaf) for leaf in leaves]
+        inputs.append(([b.index for b in boxed], treedef, leaves))
+        args[a] = tree_unflatten(treedef, boxed)
+    out = f(*args, **kwargs)
+    return trace, out, inputs
+
+
+def _unbox(trace: ReverseTrace, x: Any) -> Any:
+    return x.value if isinstance(x, ReverseTracer) and x.trace is trace else x
+
+
+def _pull(trace: ReverseTrace, out_leaves: list, ct_leaves: list, inputs: list) -> list:
+    """Cotangents of the inputs for output cotangents ``ct_leaves`` (None: zero)."""
+    seeds = [(o.index, c) for o, c in zip(out_leaves, ct_leaves)
+             if c is not None and isinstance(o, ReverseTracer) and o.trace is trace]
+    wanted = [i for indices, _, _ in inputs for i in indices]
+    cts = trace.backward(seeds, wanted) if seeds else [None] * len(wanted)
+    result, k = [], 0
+    for indices, treedef, leaves in inputs:
+        got = cts[k:k + len(indices)]
+        k += len(indices)
+        result.append(tree_unflatten(treedef, [_zeros_like(x) if c is None else c
+                                               for c, x in zip(got, leaves)]))
+    return result
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False) -> Callable:
+    """A function returning (f(*args), gradient of f with respect to args[argnums]).
+
+    f must return a scalar (shape ()); the gradient has the structure of the argument, a tuple
+    of them when argnums is a tuple. Cost: one forward and one backward pass (a small
+    multiple of f's own cost). With ``has_aux``, f returns (value, aux) and the result is
+    ((value, aux), gradient).
+    """
+
+    def value_and_grad_f(*args: Any, **kwargs: Any):
+        nums = _argnums(argnums, len(args), "grad")
+        trace, out, inputs = _trace_reverse(f, args, nums, kwargs, "grad")
+        aux = None
+        if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise ValueError("grad(has_aux=True): f must return a pair (value, aux)")
+            out, aux = out
+        shape = np.shape(strip(out))
+        if shape != ():
+            raise ValueError(f"grad: f must return a scalar (shape ()), got shape {shape}; "
+                             f"use vjp or jacobian for non-scalar outputs")
+        seed = np.ones((), dtype=np.result_type(strip(out)))
+        grads = _pull(trace, [out], [seed], inputs)
+        value = _unbox(trace, out)
+        if has_aux:
+            from .tree import tree_map
+            aux = tree_map(lambda a: _unbox(trace, a), aux)
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return ((value, aux) if has_aux else value), g
+
+    value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return value_and_grad_f
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """The gradient of a scalar function: ``grad(f)(x)`` has x's structure, shape and dtype.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pearlnet.grad(lambda x: pnp.sum(x ** 3))(pnp.array([1.0, 2.0]))
+    array([ 3., 12.])
+    """
+    vg = value_and_grad(f, argnums, has_aux)
+
+    def grad_f(*args: Any, **kwargs: Any):
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    return grad_f
+
+
+def vjp(f: Callable, *args: Any) -> tuple[Any, Callable]:
+    """(f(*args), pullback) where ``pullback(cotangent)`` returns a tuple of J_i^T cotangent,
+    one per argument. The cotangent has the structure, shapes of f's output; the pullback may be
+    called many times (each call one backward pass over the recorded tape)."""
+    trace, out, inputs = _trace_reverse(f, args, tuple(range(len(args))), {}, "vjp")
+    out_leaves, out_def = tree_flatten(out)
+    shapes = [np.shape(strip(o)) for o in out_leaves]
+
+    def pullback(cotangent: Any) -> tuple:
+        ct_leaves, ct_def = tree_flatten(cotangent)
+        if ct_def != out_def:
+            raise ValueError(f"vjp pullback: the cotangent's structure {ct_def} differs from "
+                             f"the output's {out_def}")
+        for c, s in zip(ct_leaves, shapes):
+            if np.shape(strip(c)) != s:
+                raise ValueError(f"vjp pullback: cotangent of shape {np.shape(strip(c))} for "
+                                 f"an output of shape {s}")
+        return tuple(_pull(trace, out_leaves, ct_leaves, inputs))
+
+    return tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves]), pullback
+
+
+def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """(f(*primals), J tangents): forward mode, Pearlmutter's R{.} operator.
+
+    ``primals`` and ``tangents`` are tuples of equal length whose entries have equal structure
+    and shapes. Cost: about two to three evaluations of f, in one pass.
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples, e.g. jvp(f, (x,), (v,))")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    trace = ForwardTrace()
+    args = []
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        pl, pd = tree_flatten(p)
+        tl, td = tree_flatten(t)
+        if pd != td:
+            raise ValueError(f"jvp: tangent {i} has structure {td}, its primal {pd}")
+        boxed = []
+        for pleaf, tleaf in zip(pl, tl):
+            pleaf = _as_input(pleaf, "jvp", f"primal {i}")
+            tleaf = _as_input(tleaf, "jvp", f"tangent {i}")
+            ps, ts = np.shape(strip(pleaf)), np.shape(strip(tleaf))
+            if ps != ts:
+                raise ValueError(f"jvp: tangent {i} has shape {ts}, its primal {ps}")
+            boxed.append(trace.new_input(pleaf, tleaf))
+        args.append(tree_unflatten(pd, boxed))
+    out = f(*args)
+    out_leaves, out_def = tree_flatten(out)
+    values, outs = [], []
+    for o in out_leaves:
+        if isinstance(o, ForwardTracer) and o.trace is trace:
+            values.append(o.value)
+            outs.append(o.tangent)
+        else:
+            values.append(o)
+            outs.append(_zeros_like(o))
+    return tree_unflatten(out_def, values), tree_unflatten(out_def, outs)
+
+
+def hvp(f: Callable, x: Any, v: Any) -> Any:
+    """H v for a scalar function f of one argument (array or tree), H the Hessian at x.
+
+    Forward over reverse: jvp of grad, the R{.} operator applied to the backward pass
+    (Pearlmutter 1994). Cost: about two gradient evaluations; H is never formed.
+    """
+    return jvp(grad(f), (x,), (v,))[1]
+
+
+def gauss_newton_vp(net: Callable, loss: Callable, params: Any, v: Any) -> Any:
+    """J^T H_L J v: the Gauss-Newton (Schraudolph) matrix of loss(net(params)) times v.
+
+    J = d net(params) / d params, H_L the Hessian of the loss at the outputs. As in the
+    autoencoder assignment, section 1.4: J v by one forward (R{.}) pass, H_L applied to it by a
+    forward-over-reverse pass through the loss alone, and J^T(.) by one backward pass. The
+    forward values are computed once: the R-forward pass runs inside the recorded tape.
+    """
+    trace, (outputs, jv), inputs = _trace_reverse(
+        lambda p: jvp(net, (p,), (v,)), (params,), (0,), {}, "gauss_newton_vp")
+    out_leaves, out_def = tree_flatten(outputs)
+    jv_leaves = [_unbox(trace, t) for t in tree_flatten(jv)[0]]
+    out_values = tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves])
+    hjv = hvp(loss, out_values, tree_unflatten(out_def, jv_leaves))
+    return _pull(trace, out_leaves, tree_flatten(hjv)[0], inputs)[0]
+
+
+def _single_array(x: Any, who: str) -> Any:
+    if isinstance(x, (dict, list, tuple)):
+        raise TypeError(f"{who}: takes one array argument, got a {type(x).__name__}; ravel a "
+                        f"tree first (pearlnet.ravel)")
+    return _as_input(x, who, "the argument")
+
+
+def jacobian(f: Callable) -> Callable:
+    """The dense Jacobian: ``jacobian(f)(x)`` has shape f(x).shape + x.shape (for R^n -> R^m,
+    (m, n)). One backward pass per output entry; for small problems and tests."""
+
+    def jacobian_f(x: Any):
+        x = _single_array(x, "jacobian")
+        out, pullback = vjp(f, x)
+        oshape, xshape = np.shape(strip(out)), np.shape(strip(x))
+        dtype = np.result_type(strip(out))
+        rows = []
+        for i in range(int(np.prod(oshape, dtype=np.int64))):
+            e = np.zeros(int(np.prod(oshape, dtype=np.int64)), dtype=dtype)
+            e[i] = 1
+            rows.append(pnp.reshape(pullback(e.reshape(oshape))[0], (-1,)))
+        if not rows:
+            return np.zeros(oshape + xshape, dtype=dtype)
+        return pnp.reshape(pnp.stack(rows), oshape + xshape)
+
+    return jacobian_f
+
+
+def hessian(f: Callable) -> Callable:
+    """The dense Hessian of a scalar function: shape x.shape + x.shape. Column j is H e_j by
+    forward over reverse; n Hessian-vector products for n inputs."""
+
+    def hessian_f(x: Any):
+        x = _single_array(x, "hessian")
+        xshape = np.shape(strip(x))
+        n = int(np.prod(xshape, dtype=np.int64))
+        dtype = np.result_type(strip(x))
+        cols = []
+        for j in range(n):
+            e = np.zeros(n, dtype=dtype)
+            e[j] = 1
+            cols.append(pnp.reshape(hvp(f, x, e.reshape(xshape)), (-1,)))
+        if not cols:
+            return np.zeros(xshape + xshape, dtype=dtype)
+        return pnp.reshape(pnp.stack(cols, axis=1), xshape + xshape)
+
+    return hessian_f

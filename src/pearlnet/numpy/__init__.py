@@ -1,0 +1,46 @@
+"""pearlnet.numpy: a differentiable NumPy namespace.
+
+Write functions with ``import pearlnet.numpy as pnp`` and transform them with ``pearlnet.grad``,
+``jvp``, ``hvp``...; on plain arrays every function here is NumPy's own, at NumPy's speed.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.tanh(x) ** 2))(pnp.array([0.5, 1.0]))
+array([0.7268..., 0.6397...])
+"""
+
+from numpy import (  # noqa: F401  constructors and constants pass straight through
+    arange,
+    complex64,
+    complex128,
+    e,
+    empty,
+    eye,
+    float16,
+    float32,
+    float64,
+    full,
+    inf,
+    int32,
+    int64,
+    linspace,
+    nan,
+    newaxis,
+    ones,
+    pi,
+    zeros,
+)
+
+from . import tracer_ops  # noqa: F401  (attaches operators to tracers)
+from .elementwise import *  # noqa: F401,F403
+from .elementwise import __all__ as _ew
+from .linalg import *  # noqa: F401,F403
+from .linalg import __all__ as _la
+from .nondiff import *  # noqa: F401,F403
+from .nondiff import __all__ as _nd
+from .reductions import *  # noqa: F401,F403
+from .reductions import __all__ as _rd
+from .shapes import *  # noqa: F401,F403
+from .shapes import __all__ as _sh
+
+__all__ = [*_ew, *_la, *_nd, *_rd, *_sh, "arange", "eye", "ones", "zeros", "full", "empty",
+           "linspace", "float32", "float64", "complex128", "pi", "e", "inf", "nan", "newaxis"]

@@ -1,0 +1,74 @@
+"""Small helpers shared by the rule modules: shapes and dtypes of possibly traced values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pearlnet.autodiff.core import Primitive, Tracer, strip
+
+__all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis",
+           "Variadic"]
+
+
+def shape_of(x: Any) -> tuple:
+    try:
+        return x.shape  # arrays, NumPy scalars and tracers all have it
+    except AttributeError:
+        return np.shape(x)
+
+
+def dtype_of(x: Any) -> np.dtype:
+    return np.result_type(strip(x))
+
+
+def real_dtype(x: Any) -> np.dtype:
+    """The real dtype matching x (float64 for complex128): weights multiplying x use it so that
+    they never upcast a float32 computation."""
+    dt = dtype_of(x)
+    if dt.kind == "c":
+        return np.finfo(dt).dtype
+    if dt.kind == "f":
+        return dt
+    return np.dtype(np.float64)
+
+
+def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
+    """axis (None, int or tuple) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
+        out.append(int(a) % ndim if ndim else 0)
+    return tuple(sorted(out))
+
+
+class Variadic:
+    """The rule table of a primitive with any number of arguments (concatenate, einsum):
+    ``rule(argnum, g_or_t, ans, *args, **params)`` serves every position."""
+
+    __slots__ = ("rule", "_cache")
+
+    def __init__(self, rule: Any) -> None:
+        self.rule = rule
+        self._cache: dict = {}
+
+    def __getitem__(self, argnum: int) -> Any:
+        f = self._cache.get(argnum)
+        if f is None:
+            rule = self.rule
+
+            def f(*a: Any, **kw: Any) -> Any:
+                return rule(argnum, *a, **kw)
+
+            f.__name__ = f"{rule.__name__}[{argnum}]"
+            self._cache[argnum] = f
+        return f
+
+    def __len__(self) -> int:  # any position has a rule
+        return 1 << 30

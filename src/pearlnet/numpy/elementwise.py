@@ -1,0 +1,368 @@
+"""Elementwise primitives and their rules.
+
+Fed complex numbers, each computes the analytic continuation of its real function; the
+piecewise ones (abs, maximum, minimum, sign, the stable sigmoid and softplus) choose their branch
+on the real part, so the complex step Im f(x + ih)/h is exact away from the kinks.
+Binary operations broadcast like NumPy; ``unbroadcast`` undoes it in the reverse rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._util import Primitive, real_dtype, shape_of, strip
+from .shapes import broadcast_to, unbroadcast
+
+__all__ = ["add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "exp",
+           "log", "log1p", "expm1", "sqrt", "square", "abs", "absolute", "sign", "tanh", "sinh",
+           "cosh", "sin", "cos", "sigmoid", "softplus", "maximum", "minimum", "where", "clip",
+           "reciprocal", "log2", "log10"]
+
+
+def _like_ans(t, ans):
+    """A tangent of a broadcast argument, broadcast to the output's shape."""
+    shape = shape_of(ans)
+    return t if shape_of(t) == shape else broadcast_to(t, shape)
+
+
+# ---- arithmetic ------------------------------------------------------------------------------
+add = Primitive("add", np.add)
+
+
+def _add_vjp_x(g, ans, x, y):
+    return unbroadcast(g, shape_of(x))
+
+
+def _add_vjp_y(g, ans, x, y):
+    return unbroadcast(g, shape_of(y))
+
+
+def _add_jvp(t, ans, x, y):
+    return _like_ans(t, ans)
+
+
+add.defvjp(_add_vjp_x, _add_vjp_y)
+add.defjvp(_add_jvp, _add_jvp)
+
+subtract = Primitive("subtract", np.subtract)
+
+
+def _subtract_vjp_y(g, ans, x, y):
+    return unbroadcast(negative(g), shape_of(y))
+
+
+def _subtract_jvp_y(t, ans, x, y):
+    return _like_ans(negative(t), ans)
+
+
+subtract.defvjp(_add_vjp_x, _subtract_vjp_y)
+subtract.defjvp(_add_jvp, _subtract_jvp_y)
+
+multiply = Primitive("multiply", np.multiply)
+
+
+def _multiply_vjp_x(g, ans, x, y):
+    return unbroadcast(multiply(g, y), shape_of(x))
+
+
+def _multiply_vjp_y(g, ans, x, y):
+    return unbroadcast(multiply(g, x), shape_of(y))
+
+
+def _multiply_jvp_x(t, ans, x, y):
+    return _like_ans(multiply(t, y), ans)
+
+
+def _multiply_jvp_y(t, ans, x, y):
+    return _like_ans(multiply(x, t), ans)
+
+
+multiply.defvjp(_multiply_vjp_x, _multiply_vjp_y)
+multiply.defjvp(_multiply_jvp_x, _multiply_jvp_y)
+
+true_divide = Primitive("divide", np.true_divide)
+divide = true_divide
+
+
+def _divide_vjp_x(g, ans, x, y):
+    return unbroadcast(true_divide(g, y), shape_of(x))
+
+
+def _divide_vjp_y(g, ans, x, y):
+    return unbroadcast(negative(multiply(g, true_divide(ans, y))), shape_of(y))
+
+
+def _divide_jvp_x(t, ans, x, y):
+    return _like_ans(true_divide(t, y), ans)
+
+
+def _divide_jvp_y(t, ans, x, y):
+    return _like_ans(negative(multiply(t, true_divide(ans, y))), ans)
+
+
+true_divide.defvjp(_divide_vjp_x, _divide_vjp_y)
+true_divide.defjvp(_divide_jvp_x, _divide_jvp_y)
+
+negative = Primitive("negative", np.negative)
+
+
+def _negative_rule(g, ans, x):
+    return negative(g)
+
+
+negative.defvjp(_negative_rule)
+negative.defjvp(_negative_rule)
+
+power = Primitive("power", np.power)
+
+
+def _power_dx(ans, x, y):
+    """d x^y / dx = y x^(y-1); zero where y == 0 (x^0 is constant, even at x = 0)."""
+    if isinstance(y, (int, float)) and not isinstance(y, bool):
+        if y == 0:
+            return 0 * x
+        if y == 2:
+            return 2 * x
+        return y * power(x, y - 1)
+    return where(strip(y) == 0, 0, y * power(x, y - 1))
+
+
+def _power_dy(ans, x, y):
+    """d x^y / dy = x^y log x; zero where x == 0 (the limit for y > 0)."""
+    zero = strip(x) == 0
+    safe_x = where(zero, 1, x)
+    return where(zero, 0, ans * log(safe_x))
+
+
+def _power_vjp_x(g, ans, x, y):
+    return unbroadcast(multiply(g, _power_dx(ans, x, y)), shape_of(x))
+
+
+def _power_vjp_y(g, ans, x, y):
+    return unbroadcast(multiply(g, _power_dy(ans, x, y)), shape_of(y))
+
+
+def _power_jvp_x(t, ans, x, y):
+    return _like_ans(multiply(t, _power_dx(ans, x, y)), ans)
+
+
+def _power_jvp_y(t, ans, x, y):
+    return _like_ans(multiply(t, _power_dy(ans, x, y)), ans)
+
+
+power.defvjp(_power_vjp_x, _power_vjp_y)
+power.defjvp(_power_jvp_x, _power_jvp_y)
+
+
+def reciprocal(x: Any) -> Any:
+    return true_divide(1, x)
+
+
+# ---- unary functions: each rule multiplies by f'(x), written with primitives -----------------
+def _unary(name: str, impl, deriv) -> Primitive:
+    """A unary primitive whose rules are both ``g * deriv(ans, x)``."""
+    prim = Primitive(name, impl)
+
+    def rule(g, ans, x):
+        return multiply(g, deriv(ans, x))
+
+    rule.__name__ = f"_{name}_rule"
+    prim.defvjp(rule)
+    prim.defjvp(rule)
+    return prim
+
+
+def _exp_deriv(ans, x):
+    return ans
+
+
+def _log_deriv(ans, x):
+    return reciprocal(x)
+
+
+def _log1p_deriv(ans, x):
+    return reciprocal(add(x, 1))
+
+
+def _expm1_deriv(ans, x):
+    return add(ans, 1)
+
+
+def _sqrt_deriv(ans, x):
+    return true_divide(0.5, ans)
+
+
+def _square_deriv(ans, x):
+    return multiply(2, x)
+
+
+def _abs_deriv(ans, x):
+    return sign(x)
+
+
+def _tanh_deriv(ans, x):
+    return subtract(1, square(ans))
+
+
+def _sinh_deriv(ans, x):
+    return cosh(x)
+
+
+def _cosh_deriv(ans, x):
+    return sinh(x)
+
+
+def _sin_deriv(ans, x):
+    return cos(x)
+
+
+def _cos_deriv(ans, x):
+    return negative(sin(x))
+
+
+def _sigmoid_deriv(ans, x):
+    return multiply(ans, subtract(1, ans))
+
+
+def _softplus_deriv(ans, x):
+    return sigmoid(x)
+
+
+def _real_sign(x):
+    """sign of the real part, in x's (real) dtype: the branch every kinked function takes."""
+    return np.sign(np.real(x)).astype(real_dtype(x), copy=False)
+
+
+def _abs_impl(x):
+    if np.iscomplexobj(x):
+        return x * _real_sign(x)
+    return np.abs(x)
+
+
+def _sigmoid_impl(x):
+    """1/(1 + e^-x) for Re x >= 0 and e^x/(1 + e^x) below: never overflows."""
+    e = np.exp(-x * _real_sign(x))  # exp(-|x|), continued analytically
+    return np.where(np.real(x) >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus_impl(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows."""
+    s = _real_sign(x)
+    return np.where(np.real(x) > 0, x, 0 * x) + np.log1p(np.exp(-x * s))
+
+
+exp = _unary("exp", np.exp, _exp_deriv)
+log = _unary("log", np.log, _log_deriv)
+log1p = _unary("log1p", np.log1p, _log1p_deriv)
+expm1 = _unary("expm1", np.expm1, _expm1_deriv)
+sqrt = _unary("sqrt", np.sqrt, _sqrt_deriv)
+square = _unary("square", np.square, _square_deriv)
+abs = _unary("abs", _abs_impl, _abs_deriv)
+absolute = abs
+tanh = _unary("tanh", np.tanh, _tanh_deriv)
+sinh = _unary("sinh", np.sinh, _sinh_deriv)
+cosh = _unary("cosh", np.cosh, _cosh_deriv)
+sin = _unary("sin", np.sin, _sin_deriv)
+cos = _unary("cos", np.cos, _cos_deriv)
+sigmoid = _unary("sigmoid", _sigmoid_impl, _sigmoid_deriv)
+softplus = _unary("softplus", _softplus_impl, _softplus_deriv)
+
+sign = Primitive("sign", lambda x: _real_sign(x) if np.iscomplexobj(x) else np.sign(x),
+                 differentiable=False)
+
+
+def log2(x: Any) -> Any:
+    return true_divide(log(x), np.log(2.0))
+
+
+def log10(x: Any) -> Any:
+    return true_divide(log(x), np.log(10.0))
+
+
+# ---- maximum, minimum, where -----------------------------------------------------------------
+def _pick_weight(x, y, larger: bool):
+    """1 where x wins, 0 where y wins, 1/2 on ties (the autograd/JAX convention), in the real
+    dtype of the result; decided on real parts."""
+    rx, ry = np.real(strip(x)), np.real(strip(y))
+    wins = rx > ry if larger else rx < ry
+    w = np.where(wins, 1.0, np.where(rx == ry, 0.5, 0.0))
+    return w.astype(real_dtype(np.result_type(strip(x), strip(y))), copy=False)
+
+
+def _maximum_impl(x, y):
+    if np.iscomplexobj(x) or np.iscomplexobj(y):
+        return np.where(np.real(x) >= np.real(y), x, y)
+    return np.maximum(x, y)
+
+
+def _minimum_impl(x, y):
+    if np.iscomplexobj(x) or np.iscomplexobj(y):
+        return np.where(np.real(x) <= np.real(y), x, y)
+    return np.minimum(x, y)
+
+
+maximum = Primitive("maximum", _maximum_impl)
+minimum = Primitive("minimum", _minimum_impl)
+
+
+def _make_extremum_rules(prim: Primitive, larger: bool) -> None:
+    def vjp_x(g, ans, x, y):
+        return unbroadcast(multiply(g, _pick_weight(x, y, larger)), shape_of(x))
+
+    def vjp_y(g, ans, x, y):
+        return unbroadcast(multiply(g, _pick_weight(y, x, larger)), shape_of(y))
+
+    def jvp_x(t, ans, x, y):
+        return _like_ans(multiply(t, _pick_weight(x, y, larger)), ans)
+
+    def jvp_y(t, ans, x, y):
+        return _like_ans(multiply(t, _pick_weight(y, x, larger)), ans)
+
+    for f in (vjp_x, vjp_y, jvp_x, jvp_y):
+        f.__name__ = f"_{prim.name}_{f.__name__}"
+    prim.defvjp(vjp_x, vjp_y)
+    prim.defjvp(jvp_x, jvp_y)
+
+
+_make_extremum_rules(maximum, larger=True)
+_make_extremum_rules(minimum, larger=False)
+
+where_p = Primitive("where", np.where)
+
+
+def _where_vjp_x(g, ans, c, x, y):
+    return unbroadcast(where_p(c, g, 0), shape_of(x))
+
+
+def _where_vjp_y(g, ans, c, x, y):
+    return unbroadcast(where_p(c, 0, g), shape_of(y))
+
+
+def _where_jvp_x(t, ans, c, x, y):
+    return _like_ans(where_p(c, t, 0), ans)
+
+
+def _where_jvp_y(t, ans, c, x, y):
+    return _like_ans(where_p(c, 0, t), ans)
+
+
+where_p.defvjp(None, _where_vjp_x, _where_vjp_y)
+where_p.defjvp(None, _where_jvp_x, _where_jvp_y)
+
+
+def where(condition: Any, x: Any, y: Any) -> Any:
+    """x where condition holds, y elsewhere; differentiable in x and y, not in the condition."""
+    return where_p(strip(condition), x, y)
+
+
+def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    """min(max(x, a_min), a_max); the gradient is 1 strictly inside, 0 outside, 1/2 at a bound."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip: give a_min, a_max or both")
+    if a_min is not None:
+        x = maximum(x, a_min)
+    if a_max is not None:
+        x = minimum(x, a_max)
+    return x

@@ -1,0 +1,164 @@
+"""Products: matmul and einsum are primitives (BLAS does the work); dot, tensordot and outer
+are compositions of them with reshapes and transposes, as NumPy itself builds tensordot."""
+
+from __future__ import annotations
+
+import string
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._util import Primitive, Variadic, shape_of
+from .elementwise import multiply
+from .shapes import broadcast_to, expand_dims, reshape, swapaxes, transpose, unbroadcast
+
+__all__ = ["matmul", "dot", "tensordot", "einsum", "outer", "inner"]
+
+matmul = Primitive("matmul", np.matmul)
+
+
+def _matmul_vjp_x(g, ans, x, y):
+    xs, ys = shape_of(x), shape_of(y)
+    if len(xs) == 1 and len(ys) == 1:
+        return multiply(g, y)
+    if len(ys) == 1:  # (..., n, k) @ (k,) -> (..., n)
+        return unbroadcast(multiply(expand_dims(g, -1), y), xs)
+    if len(xs) == 1:  # (k,) @ (..., k, m) -> (..., m)
+        return unbroadcast(matmul(y, expand_dims(g, -1))[..., 0], xs)
+    return unbroadcast(matmul(g, swapaxes(y, -1, -2)), xs)
+
+
+def _matmul_vjp_y(g, ans, x, y):
+    xs, ys = shape_of(x), shape_of(y)
+    if len(xs) == 1 and len(ys) == 1:
+        return multiply(g, x)
+    if len(ys) == 1:  # (..., n, k) @ (k,): g (..., n)
+        return unbroadcast(matmul(expand_dims(g, -2), x), ys)
+    if len(xs) == 1:  # (k,) @ (..., k, m): g (..., m)
+        return unbroadcast(multiply(expand_dims(x, -1), expand_dims(g, -2)), ys)
+    return unbroadcast(matmul(swapaxes(x, -1, -2), g), ys)
+
+
+def _matmul_jvp_x(t, ans, x, y):
+    return matmul(t, y)
+
+
+def _matmul_jvp_y(t, ans, x, y):
+    return matmul(x, t)
+
+
+matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
+matmul.defjvp(_matmul_jvp_x, _matmul_jvp_y)
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """NumPy's tensordot, as NumPy computes it: transpose, reshape to matrices, one matmul."""
+    sa, sb = shape_of(a), shape_of(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a = list(range(len(sa) - axes, len(sa)))
+        axes_b = list(range(axes))
+    else:
+        axes_a, axes_b = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+                          [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+    axes_a = [x % len(sa) for x in axes_a]
+    axes_b = [x % len(sb) for x in axes_b]
+    if len(axes_a) != len(axes_b) or any(sa[i] != sb[j] for i, j in zip(axes_a, axes_b)):
+        raise ValueError(f"tensordot: shapes {sa} and {sb} do not match on axes "
+                         f"{axes_a} and {axes_b}")
+    free_a = [i for i in range(len(sa)) if i not in axes_a]
+    free_b = [j for j in range(len(sb)) if j not in axes_b]
+    n = int(np.prod([sa[i] for i in axes_a], dtype=np.int64))
+    at = reshape(transpose(a, free_a + axes_a), (-1, n))
+    bt = reshape(transpose(b, axes_b + free_b), (n, -1))
+    return reshape(matmul(at, bt), tuple(sa[i] for i in free_a) + tuple(sb[j] for j in free_b))
+
+
+def dot(a: Any, b: Any) -> Any:
+    """NumPy's dot: a product with a scalar, matmul up to 2-D, and for N-D a sum over the last
+    axis of a and the second-to-last of b."""
+    sa, sb = shape_of(a), shape_of(b)
+    if not sa or not sb:
+        return multiply(a, b)
+    if len(sa) <= 2 and len(sb) <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([-1], [max(len(sb) - 2, 0)]))
+
+
+def outer(a: Any, b: Any) -> Any:
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+def inner(a: Any, b: Any) -> Any:
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+# ---- einsum ----------------------------------------------------------------------------------
+def _einsum_spec(subscripts: str, shapes: Sequence[tuple]) -> tuple[tuple[str, ...], str]:
+    """Explicit form of an einsum specification: one letter string per operand and the output,
+    with '...' replaced by letters the specification does not use."""
+    subscripts = subscripts.replace(" ", "")
+    lhs, arrow, out = subscripts.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
+    free = [c for c in string.ascii_letters if c not in subscripts]
+    nell = max([len(s) - len(i.replace("...", "")) for i, s in zip(ins, shapes) if "..." in i],
+               default=0)
+    ell = "".join(free[:nell])
+    spec = []
+    for i, s in zip(ins, shapes):
+        if "..." in i:
+            k = len(s) - len(i.replace("...", ""))
+            i = i.replace("...", ell[nell - k:])
+        if len(i) != len(s):
+            raise ValueError(f"einsum: operand {i!r} has {len(i)} indices but shape {s}")
+        spec.append(i)
+    if arrow:
+        out = out.replace("...", ell)
+    else:
+        letters = "".join(spec)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                   and c not in ell))
+    return tuple(spec), out
+
+
+def _einsum_impl(*ops, spec, out):
+    path = len(ops) > 2 or any(np.ndim(o) > 2 for o in ops)
+    return np.einsum(",".join(spec) + "->" + out, *ops, optimize=path)
+
+
+einsum_p = Primitive("einsum", _einsum_impl)
+
+
+def _einsum_vjp(argnum, g, ans, *ops, spec, out):
+    target = spec[argnum]
+    if len(set(target)) != len(target):
+        raise NotImplementedError(f"einsum: no derivative for the repeated index in operand "
+                                  f"{target!r} (a diagonal); take the diagonal explicitly")
+    others = [s for i, s in enumerate(spec) if i != argnum]
+    present = set(out).union(*others) if others else set(out)
+    kept = "".join(c for c in target if c in present)
+    res = einsum_p(g, *[o for i, o in enumerate(ops) if i != argnum],
+                   spec=(out, *others), out=kept)
+    if kept != target:  # indices only this operand had were summed: broadcast them back
+        xshape = shape_of(ops[argnum])
+        res = broadcast_to(reshape(res, tuple(n if c in present else 1
+                                              for c, n in zip(target, xshape))), xshape)
+    return res
+
+
+def _einsum_jvp(argnum, t, ans, *ops, spec, out):
+    ops = list(ops)
+    ops[argnum] = t
+    return einsum_p(*ops, spec=spec, out=out)
+
+
+einsum_p.defvjp(Variadic(_einsum_vjp))
+einsum_p.defjvp(Variadic(_einsum_jvp))
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """NumPy's einsum (explicit or implicit output, '...' allowed); multilinear, so each operand
+    gets its derivative from one more einsum."""
+    spec, out = _einsum_spec(subscripts, [shape_of(o) for o in operands])
+    return einsum_p(*operands, spec=spec, out=out)

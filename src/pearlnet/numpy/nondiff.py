@@ -1,0 +1,126 @@
+"""Functions with no derivative to carry: comparisons, arg-reductions, constructors and
+stop_gradient. They strip every tracer and return plain NumPy values. Comparisons decide on the
+real part, like every kinked function, so the complex step sees the branch of the real point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._util import Primitive, Tracer, shape_of, strip
+
+__all__ = ["stop_gradient", "greater", "greater_equal", "less", "less_equal", "equal",
+           "not_equal", "argmax", "argmin", "argsort", "floor", "ceil", "round", "isfinite",
+           "isnan", "zeros_like", "ones_like", "full_like", "shape", "ndim", "size", "array",
+           "asarray", "real", "imag"]
+
+stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
+
+
+def stop_gradient(x: Any) -> Any:
+    """x itself, seen by every transform as a constant (its derivative is zero)."""
+    return stop_gradient_p(x)
+
+
+
+def _comparison(name: str, op) -> Primitive:
+    return Primitive(name, lambda x, y: op(np.real(x), np.real(y)), differentiable=False)
+
+
+greater = _comparison("greater", np.greater)
+greater_equal = _comparison("greater_equal", np.greater_equal)
+less = _comparison("less", np.less)
+less_equal = _comparison("less_equal", np.less_equal)
+equal = Primitive("equal", np.equal, differentiable=False)
+not_equal = Primitive("not_equal", np.not_equal, differentiable=False)
+
+
+def argmax(x: Any, axis: int | None = None) -> np.ndarray:
+    return np.argmax(np.real(strip(x)), axis=axis)
+
+
+def argmin(x: Any, axis: int | None = None) -> np.ndarray:
+    return np.argmin(np.real(strip(x)), axis=axis)
+
+
+def argsort(x: Any, axis: int = -1) -> np.ndarray:
+    return np.argsort(np.real(strip(x)), axis=axis)
+
+
+def floor(x: Any) -> np.ndarray:
+    return np.floor(strip(x))
+
+
+def ceil(x: Any) -> np.ndarray:
+    return np.ceil(strip(x))
+
+
+def round(x: Any, decimals: int = 0) -> np.ndarray:
+    return np.round(strip(x), decimals)
+
+
+def isfinite(x: Any) -> np.ndarray:
+    return np.isfinite(strip(x))
+
+
+def isnan(x: Any) -> np.ndarray:
+    return np.isnan(strip(x))
+
+
+def real(x: Any) -> np.ndarray:
+    return np.real(strip(x))
+
+
+def imag(x: Any) -> np.ndarray:
+    return np.imag(strip(x))
+
+
+def zeros_like(x: Any, dtype: Any = None) -> np.ndarray:
+    return np.zeros_like(strip(x), dtype=dtype)
+
+
+def ones_like(x: Any, dtype: Any = None) -> np.ndarray:
+    return np.ones_like(strip(x), dtype=dtype)
+
+
+def full_like(x: Any, fill_value: Any, dtype: Any = None) -> np.ndarray:
+    return np.full_like(strip(x), fill_value, dtype=dtype)
+
+
+def shape(x: Any) -> tuple:
+    return shape_of(x)
+
+
+def ndim(x: Any) -> int:
+    return len(shape_of(x))
+
+
+def size(x: Any) -> int:
+    return int(np.prod(shape_of(x), dtype=np.int64))
+
+
+def _holds_tracer(obj: Any) -> bool:
+    if isinstance(obj, Tracer):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_holds_tracer(o) for o in obj)
+    return False
+
+
+def array(obj: Any, dtype: Any = None) -> Any:
+    """np.array, except that a (nested) list holding traced values is stacked differentiably."""
+    if _holds_tracer(obj):
+        from .shapes import astype, stack
+        if isinstance(obj, Tracer):
+            out = obj
+        else:
+            out = stack([array(o) if isinstance(o, (list, tuple)) else o for o in obj])
+        return out if dtype is None else astype(out, dtype)
+    return np.array(obj, dtype=dtype)
+
+
+def asarray(obj: Any, dtype: Any = None) -> Any:
+    if _holds_tracer(obj):
+        return array(obj, dtype)
+    return np.asarray(obj, dtype=dtype)

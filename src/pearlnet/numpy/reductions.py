@@ -1,0 +1,184 @@
+"""Reductions: sum (defined with the shape primitives), max, min, prod, logsumexp, and the
+compositions mean, var, std."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._util import Primitive, normalize_axis, real_dtype, shape_of, strip
+from .elementwise import exp, multiply, sqrt, square, subtract, true_divide, where
+from .shapes import broadcast_to, reshape, sum_p, transpose
+
+__all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "logsumexp"]
+
+
+def _kept_shape(xshape: tuple, axis: Any) -> tuple:
+    kept = list(xshape)
+    for a in normalize_axis(axis, len(xshape)):
+        kept[a] = 1
+    return tuple(kept)
+
+
+def _expand(g: Any, xshape: tuple, axis: Any, keepdims: bool) -> Any:
+    """A reduced array g, put back to x's shape by broadcasting along the reduced axes."""
+    if not keepdims:
+        g = reshape(g, _kept_shape(xshape, axis))
+    return broadcast_to(g, xshape)
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return sum_p(x, axis=_axis_param(axis), keepdims=keepdims)
+
+
+def _axis_param(axis: Any) -> Any:
+    if axis is None or isinstance(axis, (int, np.integer)):
+        return None if axis is None else int(axis)
+    return tuple(int(a) for a in axis)
+
+
+def _count(x: Any, axis: Any) -> int:
+    xshape = shape_of(x)
+    return math.prod(xshape[a] for a in normalize_axis(axis, len(xshape)))
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return true_divide(sum(x, axis, keepdims), _count(x, axis))
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    d = subtract(x, mean(x, axis, keepdims=True))
+    return true_divide(sum(square(d), axis, keepdims), _count(x, axis) - ddof)
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    return sqrt(var(x, axis, keepdims, ddof))
+
+
+# ---- max / min: the gradient goes to the extreme entries, shared equally on ties -------------
+def _extreme_weights(x: Any, axis: Any, larger: bool) -> np.ndarray:
+    r = np.real(strip(x))
+    ext = (np.max if larger else np.min)(r, axis=axis, keepdims=True)
+    mask = r == ext
+    w = mask / np.sum(mask, axis=axis, keepdims=True)
+    return w.astype(real_dtype(x), copy=False)
+
+
+def _extreme_impl(larger: bool):
+    def impl(x, axis, keepdims):
+        if np.iscomplexobj(x):
+            w = _extreme_weights(x, axis, larger)
+            return np.sum(w * x, axis=axis, keepdims=keepdims)
+        return (np.max if larger else np.min)(x, axis=axis, keepdims=keepdims)
+    return impl
+
+
+max_p = Primitive("max", _extreme_impl(True))
+min_p = Primitive("min", _extreme_impl(False))
+
+
+def _make_extreme_rules(prim: Primitive, larger: bool) -> None:
+    def vjp(g, ans, x, axis, keepdims):
+        return multiply(_expand(g, shape_of(x), axis, keepdims), _extreme_weights(x, axis, larger))
+
+    def jvp(t, ans, x, axis, keepdims):
+        return sum_p(multiply(t, _extreme_weights(x, axis, larger)), axis=axis, keepdims=keepdims)
+
+    vjp.__name__, jvp.__name__ = f"_{prim.name}_vjp", f"_{prim.name}_jvp"
+    prim.defvjp(vjp)
+    prim.defjvp(jvp)
+
+
+_make_extreme_rules(max_p, larger=True)
+_make_extreme_rules(min_p, larger=False)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return max_p(x, axis=_axis_param(axis), keepdims=keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return min_p(x, axis=_axis_param(axis), keepdims=keepdims)
+
+
+amax, amin = max, min
+
+
+# ---- prod ------------------------------------------------------------------------------------
+prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
+
+
+def _prod_of_others(x: Any, axis: Any) -> Any:
+    """For every entry, the product of the other entries of its reduced slice.
+    Without zeros that is prod/x; with zeros each entry's slice is rebuilt with a 1 in its place
+    (an n x n construction, exact at the zeros where prod/x is 0/0)."""
+    xshape = shape_of(x)
+    axes = normalize_axis(axis, len(xshape))
+    if not np.any(strip(x) == 0):
+        return true_divide(_expand(prod_p(x, axis=axes, keepdims=True), xshape, axes, True), x)
+    # move the reduced axes last and flatten them into one axis of length n
+    kept_axes = [a for a in range(len(xshape)) if a not in axes]
+    order = kept_axes + list(axes)
+    xt = transpose(x, order)
+    lead = tuple(xshape[a] for a in kept_axes)
+    n = math.prod(xshape[a] for a in axes)
+    flat = reshape(xt, lead + (n,))
+    eye = np.eye(n, dtype=bool)
+    rows = where(eye, 1, reshape(flat, lead + (1, n)))  # (..., n, n): row j has a 1 at j
+    others = prod_p(rows, axis=len(lead) + 1, keepdims=False)  # (..., n)
+    others = reshape(others, lead + tuple(xshape[a] for a in axes))
+    inverse = np.argsort(order).tolist()
+    return transpose(others, inverse)
+
+
+def _prod_vjp(g, ans, x, axis, keepdims):
+    return multiply(_expand(g, shape_of(x), axis, keepdims), _prod_of_others(x, axis))
+
+
+def _prod_jvp(t, ans, x, axis, keepdims):
+    return sum_p(multiply(t, _prod_of_others(x, axis)), axis=axis, keepdims=keepdims)
+
+
+prod_p.defvjp(_prod_vjp)
+prod_p.defjvp(_prod_jvp)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return prod_p(x, axis=_axis_param(axis), keepdims=keepdims)
+
+
+# ---- logsumexp -------------------------------------------------------------------------------
+def _logsumexp_impl(x, axis, keepdims):
+    """m + log sum exp(x - m) with m the largest real part: no overflow, analytic in x."""
+    m = np.max(np.real(x), axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0).astype(real_dtype(x), copy=False)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+logsumexp_p = Primitive("logsumexp", _logsumexp_impl)
+
+
+def _softmax_of(x, ans, axis, keepdims):
+    """exp(x - logsumexp(x)), the derivative of logsumexp, from the saved output."""
+    return exp(subtract(x, _expand(ans, shape_of(x), axis, keepdims)))
+
+
+def _logsumexp_vjp(g, ans, x, axis, keepdims):
+    return multiply(_expand(g, shape_of(x), axis, keepdims), _softmax_of(x, ans, axis, keepdims))
+
+
+def _logsumexp_jvp(t, ans, x, axis, keepdims):
+    return sum_p(multiply(t, _softmax_of(x, ans, axis, keepdims)), axis=axis, keepdims=keepdims)
+
+
+logsumexp_p.defvjp(_logsumexp_vjp)
+logsumexp_p.defjvp(_logsumexp_jvp)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(x), axis)), computed without overflow."""
+    return logsumexp_p(x, axis=normalize_axis(axis, len(shape_of(x))), keepdims=keepdims)
+

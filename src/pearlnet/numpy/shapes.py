@@ -1,0 +1,314 @@
+"""Structural primitives: reshape, transpose, broadcast_to, indexing, concatenate, astype.
+
+All are linear, so each forward rule applies the primitive itself to the tangent and each
+reverse rule applies its transpose (reshape back, inverse permutation, sum over broadcast
+axes, scatter-add, slice).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._util import Primitive, Variadic, normalize_axis, shape_of, strip
+
+__all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
+           "stack", "split", "expand_dims", "squeeze", "swapaxes", "moveaxis", "astype",
+           "ravel", "zeros_tangent"]
+
+
+def zeros_tangent(x: Any, dtype: Any = None) -> np.ndarray:
+    v = strip(x)
+    return np.zeros(np.shape(v), dtype=np.result_type(v) if dtype is None else dtype)
+
+
+# ---- reshape ---------------------------------------------------------------------------------
+reshape_p = Primitive("reshape", lambda x, shape: np.reshape(x, shape))
+
+
+def _reshape_vjp(g, ans, x, shape):
+    return reshape(g, shape_of(x))
+
+
+def _reshape_jvp(t, ans, x, shape):
+    return reshape(t, shape)
+
+
+reshape_p.defvjp(_reshape_vjp)
+reshape_p.defjvp(_reshape_jvp)
+
+
+def reshape(x: Any, shape: Any, *more: int) -> Any:
+    """NumPy's reshape; ``reshape(x, 2, 3)`` and ``reshape(x, (2, 3))`` both work."""
+    if more:
+        shape = (shape, *more)
+    elif isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    else:
+        shape = tuple(int(s) for s in shape)
+    if shape == shape_of(x):
+        return x
+    return reshape_p(x, shape=shape)
+
+
+def ravel(x: Any) -> Any:
+    return reshape(x, (-1,))
+
+
+# ---- transpose -------------------------------------------------------------------------------
+transpose_p = Primitive("transpose", lambda x, axes: np.transpose(x, axes))
+
+
+def _transpose_vjp(g, ans, x, axes):
+    return transpose_p(g, axes=tuple(np.argsort(axes).tolist()))
+
+
+def _transpose_jvp(t, ans, x, axes):
+    return transpose_p(t, axes=axes)
+
+
+transpose_p.defvjp(_transpose_vjp)
+transpose_p.defjvp(_transpose_jvp)
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
+    ndim = len(shape_of(x))
+    axes = tuple(range(ndim))[::-1] if axes is None else tuple(int(a) % ndim for a in axes)
+    if sorted(axes) != list(range(ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of {ndim} dimensions")
+    if axes == tuple(range(ndim)):
+        return x
+    return transpose_p(x, axes=axes)
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    ndim = len(shape_of(x))
+    axes = list(range(ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, axes)
+
+
+def moveaxis(x: Any, source: int, destination: int) -> Any:
+    ndim = len(shape_of(x))
+    axes = [a for a in range(ndim) if a != source % ndim]
+    axes.insert(destination % ndim, source % ndim)
+    return transpose(x, axes)
+
+
+# ---- broadcasting ----------------------------------------------------------------------------
+broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
+
+
+def unbroadcast(g: Any, shape: tuple) -> Any:
+    """Sum g over the axes NumPy broadcasting added to reach its shape from ``shape``: the
+    transpose of broadcast_to, used by every rule of a broadcasting binary operation."""
+    gshape = shape_of(g)
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    if axes:
+        g = sum_p(g, axis=axes, keepdims=False)
+    return reshape(g, shape)
+
+
+def _broadcast_to_vjp(g, ans, x, shape):
+    return unbroadcast(g, shape_of(x))
+
+
+def _broadcast_to_jvp(t, ans, x, shape):
+    return broadcast_to_p(t, shape=shape)
+
+
+broadcast_to_p.defvjp(_broadcast_to_vjp)
+broadcast_to_p.defjvp(_broadcast_to_jvp)
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
+    shape = tuple(int(s) for s in shape)
+    if shape_of(x) == shape:
+        return x
+    return broadcast_to_p(x, shape=shape)
+
+
+# sum lives here because unbroadcast and broadcast_to are each other's transposes through it
+sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+
+
+def _sum_vjp(g, ans, x, axis, keepdims):
+    xshape = shape_of(x)
+    if not keepdims:
+        kept = list(xshape)
+        for a in normalize_axis(axis, len(xshape)):
+            kept[a] = 1
+        g = reshape(g, tuple(kept))
+    return broadcast_to(g, xshape)
+
+
+def _sum_jvp(t, ans, x, axis, keepdims):
+    return sum_p(t, axis=axis, keepdims=keepdims)
+
+
+sum_p.defvjp(_sum_vjp)
+sum_p.defjvp(_sum_jvp)
+
+
+# ---- indexing --------------------------------------------------------------------------------
+def _strip_index(index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(strip(i) for i in index)
+    return strip(index)
+
+
+def _is_advanced(index: Any) -> bool:
+    """True when the index holds integer arrays or lists, which may repeat positions."""
+    items = index if isinstance(index, tuple) else (index,)
+    for i in items:
+        if isinstance(i, list) or (isinstance(i, np.ndarray) and i.dtype != bool):
+            return True
+    return False
+
+
+getitem_p = Primitive("getitem", lambda x, index: x[index])
+
+
+def _untake_impl(g, index, shape):
+    out = np.zeros(shape, dtype=np.result_type(g))
+    if _is_advanced(index):
+        np.add.at(out, index, g)  # repeated indices accumulate
+    else:
+        out[index] = g
+    return out
+
+
+untake_p = Primitive("untake", _untake_impl)
+
+
+def _getitem_vjp(g, ans, x, index):
+    return untake_p(g, index=index, shape=shape_of(x))
+
+
+def _getitem_jvp(t, ans, x, index):
+    return getitem_p(t, index=index)
+
+
+def _untake_vjp(g, ans, x, index, shape):
+    return getitem_p(g, index=index)
+
+
+def _untake_jvp(t, ans, x, index, shape):
+    return untake_p(t, index=index, shape=shape)
+
+
+getitem_p.defvjp(_getitem_vjp)
+getitem_p.defjvp(_getitem_jvp)
+untake_p.defvjp(_untake_vjp)
+untake_p.defjvp(_untake_jvp)
+
+
+def getitem(x: Any, index: Any) -> Any:
+    """x[index]: basic slicing, integer-array and boolean indexing (NumPy semantics)."""
+    return getitem_p(x, index=_strip_index(index))
+
+
+# ---- concatenate -----------------------------------------------------------------------------
+concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis))
+
+
+def _concatenate_vjp(argnum, g, ans, *xs, axis):
+    start = builtin_sum(shape_of(x)[axis] for x in xs[:argnum])
+    stop = start + shape_of(xs[argnum])[axis]
+    ndim = len(shape_of(g))
+    index = [slice(None)] * ndim
+    index[axis % ndim] = slice(start, stop)
+    return getitem_p(g, index=tuple(index))
+
+
+def _concatenate_jvp(argnum, t, ans, *xs, axis):
+    parts = [t if i == argnum else zeros_tangent(x, np.result_type(strip(t)))
+             for i, x in enumerate(xs)]
+    return concatenate_p(*parts, axis=axis)
+
+
+builtin_sum = sum
+concatenate_p.defvjp(Variadic(_concatenate_vjp))
+concatenate_p.defjvp(Variadic(_concatenate_jvp))
+
+
+def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("concatenate: need at least one array")
+    if len(arrays) == 1:
+        return arrays[0]
+    return concatenate_p(*arrays, axis=axis)
+
+
+def expand_dims(x: Any, axis: int) -> Any:
+    shape = list(shape_of(x))
+    shape.insert(axis % (len(shape) + 1) if axis < 0 else axis, 1)
+    return reshape(x, tuple(shape))
+
+
+def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
+    shape = shape_of(x)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(shape) if s == 1)
+    else:
+        axes = normalize_axis(axis, len(shape))
+        for a in axes:
+            if shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has size {shape[a]}, not 1")
+    return reshape(x, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("stack: need at least one array")
+    ndim = len(shape_of(arrays[0])) + 1
+    axis = axis % ndim
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
+
+
+def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list:
+    n = shape_of(x)[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if n % indices_or_sections:
+            raise ValueError(f"split: an axis of size {n} does not divide into "
+                             f"{indices_or_sections} equal sections")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0, *[int(i) for i in indices_or_sections], n]
+    ndim = len(shape_of(x))
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index = [slice(None)] * ndim
+        index[axis % ndim] = slice(lo, hi)
+        out.append(getitem(x, tuple(index)))
+    return out
+
+
+# ---- astype ----------------------------------------------------------------------------------
+astype_p = Primitive("astype", lambda x, dtype: np.asarray(x).astype(dtype))
+
+
+def _astype_vjp(g, ans, x, dtype):
+    return astype_p(g, dtype=np.result_type(strip(x)))
+
+
+def _astype_jvp(t, ans, x, dtype):
+    return astype_p(t, dtype=dtype)
+
+
+astype_p.defvjp(_astype_vjp)
+astype_p.defjvp(_astype_jvp)
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    if np.result_type(strip(x)) == np.dtype(dtype):
+        return x
+    return astype_p(x, dtype=np.dtype(dtype))

@@ -1,0 +1,118 @@
+"""Operators and array methods for tracers, so that traced code reads like NumPy code.
+
+NumPy functions and ufuncs applied to a tracer are sent to the pearlnet.numpy function of the
+same name (``np.exp(x)`` is ``pnp.exp(x)``); where none exists they raise TypeError rather than
+silently drop the derivative.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pearlnet.autodiff.core import Primitive, Tracer, strip
+
+from . import elementwise as ew
+from . import linalg, nondiff, reductions, shapes
+
+
+def _namespace():
+    import pearlnet.numpy as pnp
+    return pnp
+
+
+def _dispatch(name: str, args: tuple, kwargs: dict) -> Any:
+    fn = getattr(_namespace(), name, None)
+    if fn is None or not callable(fn):
+        raise TypeError(f"numpy.{name} has no differentiable version in pearlnet.numpy; "
+                        f"call a pearlnet.numpy function on traced values")
+    return fn(*args, **kwargs)
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    if method != "__call__" or kwargs:
+        raise TypeError(f"numpy.{ufunc.__name__}.{method} with {sorted(kwargs)} is not "
+                        f"differentiable; use pearlnet.numpy.{ufunc.__name__}")
+    return _dispatch(ufunc.__name__, inputs, {})
+
+
+def _array_function(self, func, types, args, kwargs):
+    return _dispatch(func.__name__, args, kwargs)
+
+
+def _rev(f):
+    def r(self, other):
+        return f(other, self)
+    return r
+
+
+def _no_setitem(self, index, value):
+    raise TypeError("a traced array cannot be assigned to in place: build the result with "
+                    "pearlnet.numpy.where, concatenate or stack")
+
+
+def _len(self):
+    s = shapes.shape_of(self)
+    if not s:
+        raise TypeError("len() of a 0-d traced array")
+    return s[0]
+
+
+def _iter(self):
+    for i in range(_len(self)):
+        yield shapes.getitem(self, i)
+
+
+def _reshape_method(self, *shape):
+    return shapes.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+def _transpose_method(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = axes[0]
+    return shapes.transpose(self, axes or None)
+
+
+_OPERATORS = {
+    "__add__": ew.add, "__radd__": _rev(ew.add),
+    "__sub__": ew.subtract, "__rsub__": _rev(ew.subtract),
+    "__mul__": ew.multiply, "__rmul__": _rev(ew.multiply),
+    "__truediv__": ew.true_divide, "__rtruediv__": _rev(ew.true_divide),
+    "__pow__": ew.power, "__rpow__": _rev(ew.power),
+    "__matmul__": linalg.matmul, "__rmatmul__": _rev(linalg.matmul),
+    "__neg__": ew.negative, "__pos__": lambda self: self, "__abs__": ew.abs,
+    "__getitem__": shapes.getitem, "__setitem__": _no_setitem,
+    "__lt__": nondiff.less, "__le__": nondiff.less_equal,
+    "__gt__": nondiff.greater, "__ge__": nondiff.greater_equal,
+    "__eq__": nondiff.equal, "__ne__": nondiff.not_equal, "__hash__": object.__hash__,
+    "__len__": _len, "__iter__": _iter,
+    "__bool__": lambda self: bool(strip(self)),
+    "__float__": lambda self: float(strip(self)),
+    "__int__": lambda self: int(strip(self)),
+    "__complex__": lambda self: complex(strip(self)),
+    "__array_ufunc__": _array_ufunc, "__array_function__": _array_function,
+    "reshape": _reshape_method, "transpose": _transpose_method,
+    "sum": reductions.sum, "mean": reductions.mean, "var": reductions.var,
+    "std": reductions.std, "max": reductions.max, "min": reductions.min,
+    "prod": reductions.prod, "dot": linalg.dot, "astype": shapes.astype,
+    "squeeze": shapes.squeeze, "swapaxes": shapes.swapaxes, "ravel": shapes.ravel,
+    "flatten": shapes.ravel, "clip": ew.clip,
+    "item": lambda self: strip(self).item(),
+    "shape": property(lambda self: shapes.shape_of(self)),
+    "dtype": property(lambda self: np.result_type(strip(self))),
+    "ndim": property(lambda self: len(shapes.shape_of(self))),
+    "size": property(lambda self: nondiff.size(self)),
+    "T": property(lambda self: shapes.transpose(self)),
+}
+
+def _method(prim):
+    """A primitive as a method (a Primitive object is not a descriptor, so it would not bind)."""
+    def method(self, *args, **kwargs):
+        return prim(self, *args, **kwargs)
+    method.__name__ = prim.name
+    return method
+
+
+for _name, _op in _OPERATORS.items():
+    setattr(Tracer, _name, _method(_op) if isinstance(_op, Primitive) else _op)
