@@ -13,8 +13,9 @@ __all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype",
 
 
 def shape_of(x: Any) -> tuple:
+    x = strip(x)  # a tracer's shape property calls back here: read the value under it
     try:
-        return x.shape  # arrays, NumPy scalars and tracers all have it
+        return x.shape  # arrays and NumPy scalars have it
     except AttributeError:
         return np.shape(x)
 

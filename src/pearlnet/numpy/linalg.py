@@ -153,8 +153,9 @@ def _einsum_jvp(argnum, t, ans, *ops, spec, out):
     return einsum_p(*ops, spec=spec, out=out)
 
 
-einsum_p.defvjp(Variadic(_einsum_vjp))
-einsum_p.defjvp(Variadic(_einsum_jvp))
+# the Variadic is the whole rule table (every position), not the rule of position 0
+einsum_p.vjps = Variadic(_einsum_vjp)
+einsum_p.jvps = Variadic(_einsum_jvp)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:

@@ -233,8 +233,9 @@ def _concatenate_jvp(argnum, t, ans, *xs, axis):
 
 
 builtin_sum = sum
-concatenate_p.defvjp(Variadic(_concatenate_vjp))
-concatenate_p.defjvp(Variadic(_concatenate_jvp))
+# the Variadic is the whole rule table (every position), not the rule of position 0
+concatenate_p.vjps = Variadic(_concatenate_vjp)
+concatenate_p.jvps = Variadic(_concatenate_jvp)
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:

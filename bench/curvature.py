@@ -1,0 +1,189 @@
+"""Curvature products (WORKLOADS.md, workload 4), pearlnet against PyTorch and JAX in one run.
+
+Autoencoder 784-512-128-2-128-512-784, tanh on hidden layers, linear code and output, loss
+0.5 * sum of squares / batch, batch = the first 1,000 Fashion-MNIST training images (pixels in
+[0, 1], standardised with the training set's mean and standard deviation), weights N(0, 1/fan_in),
+biases 0, a random direction v. Times (median of --repeats after a warm-up) of the gradient, the
+Hessian-vector product and the Gauss-Newton-vector product, float64 and float32. The three
+systems' results are also compared with one another (relative differences), so a fast wrong
+answer cannot pass unnoticed.
+
+Run: python bench/curvature.py [--repeats 5] [--data /usr/share/datasets/fashion-mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = [784, 512, 128, 2, 128, 512, 784]
+LINEAR = {2, 5}  # layer indices with a linear output: the code layer and the output layer
+
+
+def load_batch(data_dir: Path, n: int = 1000) -> np.ndarray:
+    from pearlnet.data import IMAGES_MAGIC, read_idx
+
+    images = read_idx(data_dir / "train-images-idx3-ubyte.gz", IMAGES_MAGIC)
+    x = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    return (x[:n] - x.mean()) / x.std()
+
+
+def init(rng: np.random.Generator) -> tuple[list, list]:
+    params = [(rng.standard_normal((m, k)) / np.sqrt(m), np.zeros(k))
+              for m, k in zip(SIZES[:-1], SIZES[1:])]
+    v = [(rng.standard_normal(w.shape), rng.standard_normal(b.shape)) for w, b in params]
+    return params, v
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def flat(tree) -> np.ndarray:
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for pair in tree for a in pair])
+
+
+# ---- the three systems -----------------------------------------------------------------------
+def pearlnet_suite(x, params, v):
+    import pearlnet
+    import pearlnet.numpy as pnp
+
+    def net(p):
+        h = x
+        for i, (w, b) in enumerate(p):
+            h = h @ w + b
+            if i not in LINEAR:
+                h = pnp.tanh(h)
+        return h
+
+    def loss_of(z):
+        return 0.5 * pnp.sum((z - x) ** 2) / x.shape[0]
+
+    def loss(p):
+        return loss_of(net(p))
+
+    return {"grad": lambda: pearlnet.grad(loss)(params),
+            "hvp": lambda: pearlnet.hvp(loss, params, v),
+            "gn": lambda: pearlnet.gauss_newton_vp(net, loss_of, params, v)}
+
+
+def torch_suite(x, params, v):
+    import torch
+    from torch.func import grad, jvp, vjp
+
+    torch.set_num_threads(2)
+    xt = torch.from_numpy(x)
+    pt = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in params]
+    vt = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in v]
+
+    def net(p):
+        h = xt
+        for i, (w, b) in enumerate(p):
+            h = h @ w + b
+            if i not in LINEAR:
+                h = torch.tanh(h)
+        return h
+
+    def loss(p):
+        return 0.5 * ((net(p) - xt) ** 2).sum() / xt.shape[0]
+
+    def gn():
+        _, jv = jvp(net, (pt,), (vt,))
+        _, pullback = vjp(net, pt)
+        return pullback(jv / xt.shape[0])[0]
+
+    return {"grad": lambda: grad(loss)(pt),
+            "hvp": lambda: jvp(grad(loss), (pt,), (vt,))[1],
+            "gn": gn}
+
+
+def jax_suite(x, params, v):
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    xj = jnp.asarray(x)
+    pj = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+    vj = [(jnp.asarray(w), jnp.asarray(b)) for w, b in v]
+
+    def net(p):
+        h = xj
+        for i, (w, b) in enumerate(p):
+            h = h @ w + b
+            if i not in LINEAR:
+                h = jnp.tanh(h)
+        return h
+
+    def loss(p):
+        return 0.5 * jnp.sum((net(p) - xj) ** 2) / xj.shape[0]
+
+    g = jax.jit(jax.grad(loss))
+    h = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1])
+
+    @jax.jit
+    def gn(p, v):
+        _, jv = jax.jvp(net, (p,), (v,))
+        _, pullback = jax.vjp(net, p)
+        return pullback(jv / xj.shape[0])[0]
+
+    def ready(tree):
+        return jax.block_until_ready(tree)
+
+    return {"grad": lambda: ready(g(pj)), "hvp": lambda: ready(h(pj, vj)),
+            "gn": lambda: ready(gn(pj, vj))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    args = ap.parse_args(argv)
+    x64 = load_batch(args.data)
+    params64, v64 = init(np.random.default_rng(0))
+    systems = [("pearlnet", pearlnet_suite), ("PyTorch (torch.func)", torch_suite),
+               ("JAX (jit)", jax_suite)]
+    print("Curvature products, autoencoder 784-512-128-2-128-512-784, batch 1000, "
+          f"median of {args.repeats} (ms)")
+    for dtype in (np.float64, np.float32):
+        x = x64.astype(dtype)
+        params = [(w.astype(dtype), b.astype(dtype)) for w, b in params64]
+        v = [(w.astype(dtype), b.astype(dtype)) for w, b in v64]
+        times, results = {}, {}
+        for name, make in systems:
+            try:
+                suite = make(x, params, v)
+            except ImportError:
+                continue
+            times[name] = {k: median_ms(fn, args.repeats) for k, fn in suite.items()}
+            results[name] = {k: flat(fn()) for k, fn in suite.items()}
+        print(f"\n{np.dtype(dtype).name}")
+        head = f"{'system':<22}" + "".join(f"{k:>10}" for k in ("grad", "hvp", "gn"))
+        print(head + "   pearlnet / system (grad, hvp, gn)")
+        ours = times["pearlnet"]
+        for name, t in times.items():
+            ratios = ", ".join(f"{ours[k] / t[k]:.2f}" for k in t)
+            print(f"{name:<22}" + "".join(f"{t[k]:>10.1f}" for k in t) + f"   {ratios}")
+        ref = results["pearlnet"]
+        for name, res in results.items():
+            if name == "pearlnet":
+                continue
+            diffs = ", ".join(
+                f"{k} {np.linalg.norm(ref[k] - res[k]) / np.linalg.norm(res[k]):.1e}"
+                for k in res)
+            print(f"  relative difference from {name}: {diffs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

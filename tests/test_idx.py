@@ -1,0 +1,64 @@
+"""The IDX reader on small files written here: good files round-trip, bad headers are named."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from pearlnet.data import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
+
+
+def write_idx(path, array, code=0x08, magic=None, extra=b""):
+    header = bytes([0, 0, code, array.ndim]) if magic is None else magic.to_bytes(4, "big")
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(">u1" if code == 0x08 else ">f4").tobytes() + extra
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def test_images_and_labels_round_trip(tmp_path, rng):
+    images = rng.integers(0, 256, size=(5, 4, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=5, dtype=np.uint8)
+    got = read_idx(write_idx(tmp_path / "img.gz", images), IMAGES_MAGIC)
+    np.testing.assert_array_equal(got, images)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "lab", labels), LABELS_MAGIC),
+                                  labels)
+
+
+def test_float_idx(tmp_path):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = read_idx(write_idx(tmp_path / "f", a, code=0x0D))
+    np.testing.assert_array_equal(got, a)
+    assert got.dtype == np.float32
+
+
+def test_wrong_magic_is_named(tmp_path):
+    labels = np.zeros(3, np.uint8)
+    path = write_idx(tmp_path / "lab", labels)
+    with pytest.raises(IDXError, match="has magic 2049, expected 2051"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_truncated_and_padded_files_are_refused(tmp_path):
+    images = np.zeros((2, 2, 2), np.uint8)
+    path = write_idx(tmp_path / "img", images)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1])
+    with pytest.raises(IDXError, match="has 23 bytes; dimensions \\(2, 2, 2\\)"):
+        read_idx(path)
+    write_idx(path, images, extra=b"\0")
+    with pytest.raises(IDXError, match="has 25 bytes; .* need 24"):
+        read_idx(path)
+
+
+def test_not_an_idx_file(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"PK\x03\x04junk")
+    with pytest.raises(IDXError, match="does not start with an IDX magic number"):
+        read_idx(path)
+    write_idx(path, np.zeros(2, np.uint8), code=0x07)
+    with pytest.raises(IDXError, match="unknown type code 0x07"):
+        read_idx(path)

@@ -1,0 +1,349 @@
+"""The public transforms on worked examples, networks, trees, nesting, depth and bad input."""
+
+import numpy as np
+import pytest
+
+import pearlnet
+import pearlnet.numpy as pnp
+from pearlnet import gauss_newton_vp, grad, hessian, hvp, jacobian, jvp, ravel, value_and_grad, vjp
+from pearlnet.check import check_grad, check_hvp, check_jvp
+
+
+# ---- worked examples -------------------------------------------------------------------------
+def test_lecture_graph_example_is_exact():
+    # lecture slides (seed 004): y = (a + 2b)(2b + c) at a=1, b=2, c=3:
+    # dy/da = 2b + c = 7, dy/db = 2(2b + c) + 2(a + 2b) = 14 + 10 = 24, dy/dc = a + 2b = 5
+    def y(a, b, c):
+        return (a + 2 * b) * (2 * b + c)
+
+    da, db, dc = grad(y, argnums=(0, 1, 2))(1.0, 2.0, 3.0)
+    assert (da, db, dc) == (7.0, 24.0, 5.0)
+
+
+def test_vanishing_gradient_example_matches_the_closed_form():
+    # y = s(s(a + b) + s(b c)) at a=9, b=1, c=100 (seed 004): the saturated sigmoids make every
+    # partial derivative tiny. With u = s(a + b), v = s(b c), s' = s (1 - s):
+    #   dy/da = s'(u + v) s'(a + b),  dy/db = s'(u + v) (s'(a + b) + c s'(b c)),
+    #   dy/dc = s'(u + v) b s'(b c)
+    def s(z):
+        return 1 / (1 + np.exp(-z))
+
+    def ds(z):
+        return s(z) * (1 - s(z))
+
+    a, b, c = 9.0, 1.0, 100.0
+    outer = ds(s(a + b) + s(b * c))
+    expected = (outer * ds(a + b), outer * (ds(a + b) + c * ds(b * c)), outer * b * ds(b * c))
+
+    def y(a, b, c):
+        return pnp.sigmoid(pnp.sigmoid(a + b) + pnp.sigmoid(b * c))
+
+    got = grad(y, argnums=(0, 1, 2))(a, b, c)
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e, rel=1e-12)
+        assert abs(g) < 1e-5  # vanishing: the signal barely reaches the inputs
+    assert got[2] < 1e-40  # through s(bc) = s(100) it is gone altogether
+
+
+# ---- a multilayer tanh network ---------------------------------------------------------------
+def init_mlp(rng, sizes, dtype=np.float64):
+    return [{"W": (rng.standard_normal((m, n)) / np.sqrt(m)).astype(dtype),
+             "b": (0.1 * rng.standard_normal(n)).astype(dtype)}
+            for m, n in zip(sizes[:-1], sizes[1:])]
+
+
+def mlp(params, x):
+    h = x
+    for i, layer in enumerate(params):
+        h = h @ layer["W"] + layer["b"]
+        if i < len(params) - 1:
+            h = pnp.tanh(h)
+    return h
+
+
+def squared_error(z, x):
+    """(1/n) sum_i 0.5 ||x_i - z_i||^2 (the autoencoder assignment's loss)."""
+    return 0.5 * pnp.sum((z - x) ** 2) / x.shape[0]
+
+
+@pytest.fixture
+def small_net(rng):
+    params = init_mlp(rng, [3, 4, 3])
+    x = rng.standard_normal((5, 3))
+    return params, x
+
+
+def test_network_gradient_hvp_and_gn_agree_with_dense_matrices(small_net, rng):
+    params, x = small_net
+    flat, unravel = ravel(params)
+
+    def loss_flat(w):
+        return squared_error(mlp(unravel(w), x), x)
+
+    def net_flat(w):
+        return mlp(unravel(w), x)
+
+    v = rng.standard_normal(flat.shape)
+    H = hessian(loss_flat)(flat)
+    J = jacobian(net_flat)(flat).reshape(-1, flat.size)  # (n*d, M)
+    G = J.T @ J / x.shape[0]  # H_loss = I / n for the mean squared error
+    np.testing.assert_allclose(H, H.T, rtol=1e-12, atol=1e-14)
+
+    g_tree = grad(lambda p: squared_error(mlp(p, x), x))(params)
+    np.testing.assert_allclose(ravel(g_tree)[0], grad(loss_flat)(flat), rtol=1e-13)
+    hv = hvp(loss_flat, flat, v)
+    np.testing.assert_allclose(hv, H @ v, rtol=1e-11, atol=1e-13)
+    gn = gauss_newton_vp(net_flat, lambda z: squared_error(z, x), flat, v)
+    np.testing.assert_allclose(gn, G @ v, rtol=1e-11, atol=1e-13)
+    # trees in, trees out: the same product on the parameter tree
+    gn_tree = gauss_newton_vp(lambda p: mlp(p, x), lambda z: squared_error(z, x), params,
+                              unravel(v))
+    np.testing.assert_allclose(ravel(gn_tree)[0], G @ v, rtol=1e-11, atol=1e-13)
+    # and the Gauss-Newton matrix is positive semi-definite, the Hessian here is not
+    assert np.linalg.eigvalsh(G).min() > -1e-12
+
+
+def test_gauss_newton_equals_hessian_for_a_one_layer_linear_net(rng):
+    # seed 000, section 1.4: a linear one-layer net is linear in its parameters, so the second
+    # term of the Hessian vanishes and the Gauss-Newton matrix is the Hessian
+    params = init_mlp(rng, [4, 4])
+    x = rng.standard_normal((6, 4))
+    flat, unravel = ravel(params)
+
+    def net(w):
+        return mlp(unravel(w), x)
+
+    def loss(z):
+        return squared_error(z, x)
+
+    H = hessian(lambda w: loss(net(w)))(flat)
+    for _ in range(3):
+        v = rng.standard_normal(flat.shape)
+        np.testing.assert_allclose(gauss_newton_vp(net, loss, flat, v), H @ v,
+                                   rtol=1e-12, atol=1e-13)
+
+
+def test_gauss_newton_with_a_non_identity_loss_hessian(rng):
+    # softmax cross-entropy: H_loss = diag(p) - p p^T per object
+    params = init_mlp(rng, [3, 5, 4])
+    x = rng.standard_normal((6, 3))
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    flat, unravel = ravel(params)
+
+    def net(w):
+        return mlp(unravel(w), x)
+
+    def xent(z):
+        return pnp.mean(pnp.logsumexp(z, axis=1) - z[np.arange(6), labels])
+
+    J = jacobian(net)(flat)  # (6, 4, M)
+    z = np.asarray(net(flat))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    G = sum(J[i].T @ (np.diag(p[i]) - np.outer(p[i], p[i])) @ J[i] for i in range(6)) / 6
+    v = rng.standard_normal(flat.shape)
+    np.testing.assert_allclose(gauss_newton_vp(net, xent, flat, v), G @ v, rtol=1e-11,
+                               atol=1e-13)
+
+
+def test_network_derivatives_pass_the_numerical_checks(small_net):
+    params, x = small_net
+
+    def loss(p):
+        return squared_error(mlp(p, x), x)
+
+    for method in ("complex", "central", "forward"):
+        check_grad(loss, params, method=method)
+    check_hvp(loss, params, method="complex")
+    check_hvp(loss, params, method="central")
+    check_jvp(lambda p: mlp(p, x), params, method="complex")
+
+
+# ---- transforms' interfaces ------------------------------------------------------------------
+def test_value_and_grad_and_argnums(rng):
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+
+    def f(x, y):
+        return pnp.sum(x * pnp.exp(y))
+
+    value, g = value_and_grad(f)(x, y)
+    assert value == pytest.approx(np.sum(x * np.exp(y)))
+    np.testing.assert_allclose(g, np.exp(y))
+    gx, gy = grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(gy, x * np.exp(y))
+    np.testing.assert_allclose(grad(f, argnums=-1)(x, y), x * np.exp(y))
+
+
+def test_has_aux(rng):
+    x = rng.standard_normal(3)
+    g, aux = grad(lambda x: (pnp.sum(x ** 2), {"mean": pnp.mean(x)}), has_aux=True)(x)
+    np.testing.assert_allclose(g, 2 * x)
+    assert aux["mean"] == pytest.approx(x.mean())
+    assert not isinstance(aux["mean"], pearlnet.autodiff.Tracer)
+
+
+def test_vjp_with_tree_output_and_repeated_pullbacks(rng):
+    x = rng.standard_normal(3)
+    out, pullback = vjp(lambda x: {"a": pnp.sin(x), "b": pnp.sum(x ** 2)}, x)
+    np.testing.assert_allclose(out["a"], np.sin(x))
+    (ga,) = pullback({"a": np.ones(3), "b": np.zeros(())})
+    np.testing.assert_allclose(ga, np.cos(x))
+    (gb,) = pullback({"a": np.zeros(3), "b": np.ones(())})
+    np.testing.assert_allclose(gb, 2 * x)
+
+
+def test_jvp_on_trees_and_constant_outputs(rng):
+    p = {"w": rng.standard_normal(3), "s": np.array(2.0)}
+    t = {"w": rng.standard_normal(3), "s": np.array(0.5)}
+    out, tan = jvp(lambda p: (p["s"] * p["w"], np.ones(2)), (p,), (t,))
+    np.testing.assert_allclose(tan[0], t["s"] * p["w"] + p["s"] * t["w"])
+    np.testing.assert_array_equal(tan[1], np.zeros(2))
+
+
+def test_jacobian_and_hessian_shapes_follow_jax(rng):
+    x = rng.standard_normal((2, 3))
+    J = jacobian(lambda x: pnp.tanh(x)[0])(x)
+    assert J.shape == (3, 2, 3)
+    H = hessian(lambda x: pnp.sum(pnp.tanh(x) ** 3))(x)
+    assert H.shape == (2, 3, 2, 3)
+    t = np.tanh(x)
+    d2 = (6 * t * (1 - t ** 2) ** 2 - 6 * t ** 3 * (1 - t ** 2)).ravel()
+    np.testing.assert_allclose(H.reshape(6, 6), np.diag(d2), atol=1e-13)
+
+
+def test_ravel_round_trip_keeps_shapes_dtypes_and_order(rng):
+    tree = {"layer1": {"W": rng.standard_normal((2, 3)).astype(np.float32),
+                       "b": np.zeros(3, np.float32)},
+            "layer0": [np.arange(2.0), (np.ones((1, 1)),)]}
+    flat, unravel = ravel(tree)
+    assert flat.shape == (6 + 3 + 2 + 1,)
+    assert flat.dtype == np.float64  # the common dtype
+    np.testing.assert_array_equal(flat[:6], tree["layer1"]["W"].ravel())  # insertion order
+    back = unravel(flat)
+    assert back["layer1"]["W"].dtype == np.float32
+    assert isinstance(back["layer0"], list) and isinstance(back["layer0"][1], tuple)
+    np.testing.assert_array_equal(back["layer1"]["W"], tree["layer1"]["W"])
+    # a complex vector is not truncated back to the leaves' real dtypes
+    assert unravel(flat + 1e-20j)["layer1"]["b"].dtype == np.complex128
+    with pytest.raises(ValueError, match=r"unravel: expected a vector of shape \(12,\)"):
+        unravel(np.zeros(11))
+
+
+# ---- nesting ---------------------------------------------------------------------------------
+def test_derivatives_nest_to_any_order():
+    x = np.array(0.4)
+    f = pnp.tanh
+    t = np.tanh(0.4)
+    d1 = 1 - t ** 2
+    d2 = -2 * t * d1
+    d3 = -2 * d1 ** 2 + 4 * t ** 2 * d1
+    assert grad(f)(x) == pytest.approx(d1, rel=1e-14)
+    assert grad(grad(f))(x) == pytest.approx(d2, rel=1e-14)
+    assert grad(grad(grad(f)))(x) == pytest.approx(d3, rel=1e-13)
+    assert jvp(grad(f), (x,), (np.array(1.0),))[1] == pytest.approx(d2, rel=1e-14)
+    # grad of jvp (reverse over forward)
+    assert grad(lambda x: jvp(f, (x,), (np.array(1.0),))[1])(x) == pytest.approx(d2, rel=1e-14)
+    assert jvp(lambda x: jvp(grad(f), (x,), (np.array(1.0),))[1], (x,),
+               (np.array(1.0),))[1] == pytest.approx(d3, rel=1e-13)
+
+
+def test_closed_over_outer_variables_do_not_confuse_levels():
+    # d/dx [x * d/dy (x * y)] = d/dx [x * x] = 2x
+    def f(x):
+        return x * grad(lambda y: x * y)(np.array(1.0))
+
+    assert grad(f)(np.array(3.0)) == pytest.approx(6.0)
+
+
+def test_hvp_complex_step_through_grad():
+    # grad works on complex input with the holomorphic convention, so Im grad(x + ih v)/h = H v
+    def f(x):
+        return pnp.sum(pnp.sin(x) * x ** 2)
+
+    x = np.array([0.3, -1.1, 2.0])
+    v = np.array([1.0, 0.5, -2.0])
+    h = 1e-20
+    cs = np.imag(grad(f)(x + 1j * h * v)) / h
+    np.testing.assert_allclose(hvp(f, x, v), cs, rtol=1e-14)
+
+
+# ---- depth -----------------------------------------------------------------------------------
+def test_a_chain_of_20000_ops_differentiates_in_reverse_and_forward_over_reverse():
+    def f(x):
+        y = x
+        for _ in range(10_000):
+            y = pnp.tanh(y) * 1.0001 + 0.0001
+        return pnp.sum(y)
+
+    x = np.array([0.05])
+    g = grad(f)(x)
+    assert np.isfinite(g).all() and 0 < g[0] < 1
+    h = hvp(f, x, np.ones(1))
+    assert np.isfinite(h).all()
+    # checked against the complex step through the whole chain
+    assert g[0] == pytest.approx(np.imag(f(x + 1e-20j)) / 1e-20, rel=1e-10)
+
+
+# ---- dtypes ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_dtypes_flow_through_unchanged(small_net, dtype):
+    params, x = small_net
+    params = pearlnet.tree_map(lambda a: a.astype(dtype), params)
+    x = x.astype(dtype)
+    loss = lambda p: squared_error(mlp(p, x), x)  # noqa: E731
+    assert np.asarray(loss(params)).dtype == dtype
+    for leaf in pearlnet.tree_flatten(grad(loss)(params))[0]:
+        assert leaf.dtype == dtype
+    for leaf in pearlnet.tree_flatten(hvp(loss, params, params))[0]:
+        assert leaf.dtype == dtype
+    gn = gauss_newton_vp(lambda p: mlp(p, x), lambda z: squared_error(z, x), params, params)
+    for leaf in pearlnet.tree_flatten(gn)[0]:
+        assert leaf.dtype == dtype
+
+
+# ---- bad input -------------------------------------------------------------------------------
+def test_integer_arguments_are_refused():
+    with pytest.raises(TypeError, match="grad: cannot differentiate .* dtype int64"):
+        grad(lambda x: pnp.sum(x * 1.0))(np.arange(3))
+    with pytest.raises(TypeError, match="jvp: cannot differentiate"):
+        jvp(pnp.sin, (np.arange(3),), (np.ones(3),))
+
+
+def test_tangent_shape_must_match_its_primal():
+    with pytest.raises(ValueError, match=r"jvp: tangent 0 has shape \(2,\), its primal \(3,\)"):
+        jvp(pnp.sin, (np.ones(3),), (np.ones(2),))
+    with pytest.raises(ValueError, match="hvp|jvp"):
+        hvp(lambda x: pnp.sum(x ** 2), np.ones(3), np.ones(4))
+
+
+def test_grad_of_a_non_scalar_is_refused():
+    with pytest.raises(ValueError, match=r"grad: f must return a scalar .* shape \(3,\)"):
+        grad(pnp.sin)(np.ones(3))
+
+
+def test_pullback_checks_its_cotangent():
+    _, pullback = vjp(pnp.sin, np.ones(3))
+    with pytest.raises(ValueError, match=r"cotangent of shape \(2,\)"):
+        pullback(np.ones(2))
+
+
+def test_numpy_functions_on_traced_values_dispatch_or_refuse():
+    # np.exp on a tracer is pnp.exp, so plain NumPy code differentiates where pnp has the op
+    assert grad(lambda x: np.sum(np.exp(x)))(np.array(0.0)) == pytest.approx(1.0)
+    with pytest.raises(TypeError, match="no differentiable version"):
+        grad(lambda x: np.sum(np.fft.fft(x)).real)(np.ones(2))
+
+
+def test_in_place_assignment_to_a_traced_array_is_refused():
+    def f(x):
+        x[0] = 1.0
+        return pnp.sum(x)
+
+    with pytest.raises(TypeError, match="cannot be assigned to in place"):
+        grad(f)(np.ones(3))
+
+
+def test_constant_functions_have_zero_gradient():
+    g = grad(lambda x: pnp.sum(pnp.stop_gradient(x) ** 2))(np.ones(3))
+    np.testing.assert_array_equal(g, np.zeros(3))
+    assert g.dtype == np.float64
