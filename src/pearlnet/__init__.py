@@ -4,11 +4,9 @@ Every function written with ``pearlnet.numpy`` has its gradient, Hessian-vector 
 Gauss-Newton-vector product, each checkable against finite differences and the complex step.
 """
 
-from . import (
-    check,  # noqa: F401,E402
-    numpy,  # noqa: F401,E402
-)
-from .autodiff import (  # noqa: F401  (first: pearlnet.numpy builds on the engine)
+# importing any submodule runs pearlnet.autodiff first (pearlnet.numpy builds on its engine)
+from . import check, nn, numpy, optim  # noqa: F401
+from .autodiff import (  # noqa: F401
     Primitive,
     gauss_newton_vp,
     grad,
@@ -23,8 +21,9 @@ from .autodiff import (  # noqa: F401  (first: pearlnet.numpy builds on the engi
     value_and_grad,
     vjp,
 )
+from .train import Model, load_model  # noqa: F401
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "hvp", "gauss_newton_vp", "jacobian",
            "hessian", "ravel", "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
-           "check", "numpy"]
+           "check", "numpy", "nn", "optim", "Model", "load_model"]

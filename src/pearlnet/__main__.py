@@ -1,0 +1,5 @@
+import sys
+
+from pearlnet.cli import main
+
+sys.exit(main())

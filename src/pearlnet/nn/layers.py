@@ -1,0 +1,282 @@
+"""Layers: Dense, Dropout, BatchNorm, Flatten, PReLU and the activation layers.
+
+Inputs are batch-first: (N, features) for dense layers, (N, C, H, W) for images.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import pearlnet.numpy as pnp
+
+from . import activations as act
+from . import initializers, regularizers
+from .module import Module
+
+__all__ = ["Dense", "Dropout", "BatchNorm", "Flatten", "Standardize", "Activation", "PReLU",
+           "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "AbsReLU", "Softplus", "Swish", "Mish", "ELU", "Softmax",
+           "LogSoftmax"]
+
+
+def _check_features(layer: Module, x: Any, expected: tuple) -> None:
+    got = pnp.shape(x)[1:]
+    if got != expected:
+        raise ValueError(f"{layer.describe()}: expected inputs of shape (batch, "
+                         f"{', '.join(map(str, expected))}), got {pnp.shape(x)}")
+
+
+class Dense(Module):
+    """y = f(x W + b), W of shape (in, units); W ~ N(0, 2/in) by default (He), b = 0.
+
+    >>> import numpy as np, pearlnet.nn as nn
+    >>> layer = Dense(3, input_shape=(4,)); _ = layer.init(0)
+    >>> layer(np.ones((2, 4), np.float32)).shape
+    (2, 3)
+    """
+
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "he_normal", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 input_shape: tuple | None = None, name: str | None = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(input_shape, name, dtype)
+        if not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = act.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        if len(input_shape) != 1:
+            raise ValueError(f"{self.describe()}: expects flat inputs (features,), got "
+                             f"{input_shape}; add a Flatten layer before it")
+        self.params = {"W": self.kernel_initializer(rng, (input_shape[0], self.units),
+                                                    self.dtype)}
+        if self.use_bias:
+            self.params["b"] = self.bias_initializer(rng, (self.units,), self.dtype)
+        self.state = {}
+        return (self.units,)
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return (self.units,)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        _check_features(self, x, (params["W"].shape[0],))
+        y = x @ params["W"]
+        if self.use_bias:
+            y = y + params["b"]
+        return self.activation(y), {}
+
+    def penalty(self, params: dict) -> Any:
+        total = 0.0
+        if self.kernel_regularizer is not None:
+            total = total + self.kernel_regularizer(params["W"])
+        if self.bias_regularizer is not None and self.use_bias:
+            total = total + self.bias_regularizer(params["b"])
+        return total
+
+    def get_config(self) -> dict:
+        return {"units": self.units, "activation": getattr(self.activation, "name", None),
+                "use_bias": self.use_bias,
+                "kernel_regularizer": None if self.kernel_regularizer is None
+                else self.kernel_regularizer.get_config(),
+                "bias_regularizer": None if self.bias_regularizer is None
+                else self.bias_regularizer.get_config()}
+
+
+class Dropout(Module):
+    """Inverted dropout: in training each input is zeroed with probability p and the rest are
+    scaled by 1/(1 - p), so evaluation (which passes x through) needs no rescaling."""
+
+    def __init__(self, p: float, input_shape: tuple | None = None, name: str | None = None) -> None:
+        super().__init__(input_shape, name)
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        if not training or self.p == 0:
+            return x, {}
+        if rng is None:
+            raise ValueError(f"{self.describe()}: training mode needs an rng for the mask")
+        keep = rng.random(pnp.shape(x)) >= self.p
+        scale = np.asarray(1 / (1 - self.p), dtype=pnp.asarray(x).dtype)
+        return x * (keep * scale), {}
+
+    def get_config(self) -> dict:
+        return {"p": self.p}
+
+
+class BatchNorm(Module):
+    """Batch normalisation (Ioffe & Szegedy 2015): y = gamma (x - mu) / sqrt(var + eps) + beta,
+    with the batch's mean and (biased) variance in training and running averages in
+    evaluation; running <- momentum * running + (1 - momentum) * batch (the unbiased batch
+    variance, as PyTorch). Normalises over every axis but ``axis`` (features; channels for NCHW).
+    """
+
+    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = 1,
+                 input_shape: tuple | None = None, name: str | None = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(input_shape, name, dtype)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
+        if epsilon <= 0:
+            raise ValueError(f"BatchNorm: epsilon must be positive, got {epsilon}")
+        self.momentum, self.epsilon, self.axis = float(momentum), float(epsilon), int(axis)
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        n = (1, *input_shape)[self.axis]
+        self.params = {"gamma": np.ones(n, self.dtype), "beta": np.zeros(n, self.dtype)}
+        self.state = {"mean": np.zeros(n, self.dtype), "var": np.ones(n, self.dtype)}
+        return tuple(input_shape)
+
+    def _bshape(self, x: Any) -> tuple:
+        shape = [1] * len(pnp.shape(x))
+        shape[self.axis] = pnp.shape(x)[self.axis]
+        return tuple(shape)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        state = self.state if state is None else state
+        bshape = self._bshape(x)
+        axes = tuple(i for i in range(len(pnp.shape(x))) if i != self.axis)
+        if training:
+            mean = pnp.mean(x, axis=axes, keepdims=True)
+            var = pnp.mean(pnp.square(x - mean), axis=axes, keepdims=True)
+            count = math.prod(pnp.shape(x)[i] for i in axes)
+            m = self.momentum
+            unbiased = pnp.stop_gradient(var).reshape(-1) * (count / max(count - 1, 1))
+            new_state = {"mean": m * state["mean"] + (1 - m) * pnp.stop_gradient(mean).reshape(-1),
+                         "var": m * state["var"] + (1 - m) * unbiased}
+        else:
+            mean = state["mean"].reshape(bshape)
+            var = state["var"].reshape(bshape)
+            new_state = state
+        y = (x - mean) / pnp.sqrt(var + self.epsilon)
+        return y * params["gamma"].reshape(bshape) + params["beta"].reshape(bshape), new_state
+
+    def get_config(self) -> dict:
+        return {"momentum": self.momentum, "epsilon": self.epsilon, "axis": self.axis}
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return (math.prod(input_shape),)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        return pnp.reshape(x, (pnp.shape(x)[0], -1)), {}
+
+
+class Standardize(Module):
+    """y = (x - mean) / std with constants fixed at construction: the training set's
+    statistics travel with a saved model, so it takes raw inputs (pixels 0..255)."""
+
+    def __init__(self, mean: float, std: float, input_shape: tuple | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(input_shape, name)
+        if not std > 0:
+            raise ValueError(f"Standardize: std must be positive, got {std}")
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        return (x - self.mean) * (1.0 / self.std), {}
+
+    def get_config(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+
+class Activation(Module):
+    """An activation function as a layer: ``Activation("relu")`` or a callable."""
+
+    def __init__(self, activation: Any, input_shape: tuple | None = None,
+                 name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(input_shape, name)
+        self.fn = act.get(activation)
+        self.kwargs = kwargs
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        return self.fn(x, **self.kwargs), {}
+
+    def get_config(self) -> dict:
+        if type(self) is not Activation:  # the named subclasses fix the function
+            return dict(self.kwargs)
+        return {"activation": getattr(self.fn, "name", getattr(self.fn, "__name__", None)),
+                **self.kwargs}
+
+
+def _activation_layer(cls_name: str, fn_name: str, doc: str, **defaults: Any) -> type:
+    def __init__(self, input_shape=None, name=None, **kwargs):
+        Activation.__init__(self, fn_name, input_shape, name, **{**defaults, **kwargs})
+
+    return type(cls_name, (Activation,), {"__init__": __init__, "__doc__": doc})
+
+
+Sigmoid = _activation_layer("Sigmoid", "sigmoid", "1 / (1 + exp(-x)).")
+Tanh = _activation_layer("Tanh", "tanh", "tanh(x).")
+ReLU = _activation_layer("ReLU", "relu", "max(x, 0).")
+AbsReLU = _activation_layer("AbsReLU", "abs_relu", "|x|.")
+Softplus = _activation_layer("Softplus", "softplus", "log(1 + exp(x)).")
+Mish = _activation_layer("Mish", "mish", "x tanh(softplus(x)).")
+LogSoftmax = _activation_layer("LogSoftmax", "log_softmax", "x - logsumexp(x) (last axis).")
+
+
+class LeakyReLU(Activation):
+    """x for x > 0, alpha x otherwise."""
+
+    def __init__(self, alpha: float = 0.01, input_shape=None, name=None) -> None:
+        super().__init__("leaky_relu", input_shape, name, alpha=float(alpha))
+
+
+class Swish(Activation):
+    """x sigmoid(beta x)."""
+
+    def __init__(self, beta: float = 1.0, input_shape=None, name=None) -> None:
+        super().__init__("swish", input_shape, name, beta=float(beta))
+
+
+class ELU(Activation):
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+
+    def __init__(self, alpha: float = 1.0, input_shape=None, name=None) -> None:
+        super().__init__("elu", input_shape, name, alpha=float(alpha))
+
+
+class Softmax(Activation):
+    """exp(x/T) / sum exp(x/T) over the last axis, T the temperature."""
+
+    def __init__(self, temperature: float = 1.0, input_shape=None, name=None) -> None:
+        if temperature <= 0:
+            raise ValueError(f"Softmax: temperature must be positive, got {temperature}")
+        super().__init__("softmax", input_shape, name, temperature=float(temperature))
+
+
+class PReLU(Module):
+    """x for x > 0, alpha_c x otherwise, with a learnable alpha per channel (He et al. 2015):
+    per feature for (N, F) inputs, per channel (axis 1) for images. alpha starts at 0.25."""
+
+    def __init__(self, alpha_init: float = 0.25, input_shape=None, name=None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(input_shape, name, dtype)
+        self.alpha_init = float(alpha_init)
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        self.params = {"alpha": np.full(input_shape[0], self.alpha_init, self.dtype)}
+        self.state = {}
+        return tuple(input_shape)
+
+    def forward(self, params, x, *, state=None, training=False, rng=None):
+        shape = [1] * len(pnp.shape(x))
+        shape[1] = -1
+        alpha = pnp.reshape(params["alpha"], tuple(shape))
+        return pnp.where(x > 0, x, alpha * x), {}
+
+    def get_config(self) -> dict:
+        return {"alpha_init": self.alpha_init}

@@ -1,0 +1,113 @@
+"""Losses ``loss(y_true, y_pred)``: the mean over objects (Keras' argument order).
+
+Each is a plain differentiable function, so ``grad``, ``hvp`` and ``gauss_newton_vp`` see through
+it. Classification targets may be integer labels (N,) or one-hot / probability rows (N, K).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+import pearlnet.numpy as pnp
+
+__all__ = ["squared_error", "mean_squared_error", "categorical_crossentropy",
+           "binary_crossentropy", "poisson_nll", "get"]
+
+
+def _n(y: Any) -> int:
+    shape = pnp.shape(y)
+    return shape[0] if shape else 1
+
+
+def _check_pair(name: str, y_true: Any, y_pred: Any) -> None:
+    if pnp.shape(y_true) != pnp.shape(y_pred):
+        raise ValueError(f"{name}: y_true has shape {pnp.shape(y_true)}, y_pred "
+                         f"{pnp.shape(y_pred)}; they must match")
+
+
+def squared_error(y_true: Any, y_pred: Any) -> Any:
+    """(1/n) sum_i 0.5 ||y_i - z_i||^2: summed over features, averaged over objects (the
+    autoencoder assignment's loss, formula 1). Its Hessian in z is I/n."""
+    _check_pair("squared_error", y_true, y_pred)
+    return 0.5 * pnp.sum(pnp.square(y_pred - y_true)) / _n(y_pred)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> Any:
+    """mean((y - z)^2) over every entry (Keras' and PyTorch's MSE)."""
+    _check_pair("mean_squared_error", y_true, y_pred)
+    return pnp.mean(pnp.square(y_pred - y_true))
+
+
+def _labels_or_onehot(name: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray | None, Any]:
+    """(integer labels, None) or (None, target rows)."""
+    y = np.asarray(pnp.stop_gradient(y_true))
+    k = pnp.shape(y_pred)[-1]
+    if y.ndim == pnp.ndim(y_pred) - 1 and y.dtype.kind in "iub":
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"{name}: labels must lie in [0, {k}), got {y.min()}..{y.max()}")
+        return y.astype(np.intp), None
+    if y.ndim == 1 and pnp.ndim(y_pred) == 2 and y.dtype.kind == "f" and \
+            np.all(y == np.round(y)):
+        raise ValueError(f"{name}: got float labels of shape {y.shape}; pass integer labels "
+                         f"or one-hot rows of shape {pnp.shape(y_pred)}")
+    _check_pair(name, y_true, y_pred)
+    return None, y_true
+
+
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                             axis: int = -1) -> Any:
+    """-(1/n) sum_i sum_k y_ik log p_ik. From probabilities p = y_pred (clipped to [1e-7, 1],
+    the course's formula); from logits, log p = logits - logsumexp(logits), fused and stable.
+    y_true: integer labels (N,) or one-hot rows (N, K)."""
+    labels, target = _labels_or_onehot("categorical_crossentropy", y_true, y_pred)
+    if from_logits:
+        logp = y_pred - pnp.logsumexp(y_pred, axis=axis, keepdims=True)
+    else:
+        logp = pnp.log(pnp.clip(y_pred, 1e-7, 1.0))
+    n = _n(y_pred)
+    if labels is not None:
+        return -pnp.sum(logp[np.arange(n), labels]) / n
+    return -pnp.sum(target * logp) / n
+
+
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> Any:
+    """Logloss -(1/n) sum [y log p + (1 - y) log(1 - p)], averaged over every entry. From
+    logits z: softplus(z) - y z, which never overflows."""
+    y_true = pnp.astype(y_true, pnp.asarray(y_pred).dtype) if np.asarray(
+        pnp.stop_gradient(y_true)).dtype.kind in "iub" else y_true
+    _check_pair("binary_crossentropy", y_true, y_pred)
+    if from_logits:
+        return pnp.mean(pnp.softplus(y_pred) - y_true * y_pred)
+    p = pnp.clip(y_pred, 1e-7, 1 - 1e-7)
+    return -pnp.mean(y_true * pnp.log(p) + (1 - y_true) * pnp.log(1 - p))
+
+
+def poisson_nll(y_true: Any, y_pred: Any, log_input: bool = True) -> Any:
+    """Poisson negative log-likelihood without the log(y!) constant, averaged over entries:
+    exp(z) - y z for a log-rate z (log_input, as PyTorch's default), else mu - y log(mu)."""
+    _check_pair("poisson_nll", y_true, y_pred)
+    if log_input:
+        return pnp.mean(pnp.exp(y_pred) - y_true * y_pred)
+    return pnp.mean(y_pred - y_true * pnp.log(y_pred + 1e-8))
+
+
+_BY_NAME: dict[str, Callable] = {
+    "squared_error": squared_error, "mean_squared_error": mean_squared_error,
+    "mse": mean_squared_error, "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": categorical_crossentropy,
+    "binary_crossentropy": binary_crossentropy, "logloss": binary_crossentropy,
+    "poisson_nll": poisson_nll, "poisson": poisson_nll,
+}
+
+
+def get(loss: str | Callable) -> Callable:
+    """A loss by name or the callable itself."""
+    if callable(loss):
+        return loss
+    try:
+        return _BY_NAME[loss]
+    except KeyError:
+        raise ValueError(f"loss: unknown name {loss!r}; known: "
+                         f"{', '.join(sorted(_BY_NAME))}") from None

@@ -1,0 +1,51 @@
+"""Nesterov's accelerated gradient, in Sutskever et al.'s momentum form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import LearningRate, Optimizer, check_number
+
+__all__ = ["Nesterov"]
+
+
+class Nesterov(Optimizer):
+    """Nesterov momentum with the gradient taken at the parameters passed in (I_0 = 0):
+
+        I <- beta * I + lr * g
+        P <- P - (beta * I + lr * g)          (with the new I)
+
+    This is Sutskever et al. (2013)'s look-ahead momentum, v <- beta v - lr grad L(W + beta v);
+    W <- W + v, rewritten in the look-ahead variable P = W + beta v (``I = -v``): the
+    parameters returned are the look-ahead point, where the next gradient is due, so the
+    caller never evaluates the gradient anywhere but at the params it holds. The classical
+    iterate is recovered as ``W = P + beta * I``. It is PyTorch's ``SGD(nesterov=True)`` with
+    buf = I / lr (identical for a constant lr; see ``Momentum`` for a changing lr).
+
+    Args:
+        lr: learning rate >= 0 or a schedule (default 0.01).
+        beta: momentum in [0, 1) (default 0.9); ``beta = 0`` is SGD.
+        weight_decay, decay_mask: decoupled weight decay, see ``Optimizer``.
+
+    State: ``{"step": int, "inertia": tree like params}``.
+    """
+
+    key = "nesterov"
+    slots = ("inertia",)
+
+    def __init__(self, lr: LearningRate = 0.01, beta: float = 0.9, *,
+                 weight_decay: float = 0.0, decay_mask: Any = None) -> None:
+        super().__init__(lr, weight_decay=weight_decay, decay_mask=decay_mask)
+        self.beta = check_number(self.name, "beta", beta, low=0.0, high=1.0, high_open=True)
+
+    def _hparams(self) -> dict:
+        return {"beta": self.beta}
+
+    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
+              ctx: Any) -> tuple[np.ndarray, tuple]:
+        (inertia,) = slots
+        step = lr * g
+        inertia = self.beta * inertia + step
+        return self.beta * inertia + step, (inertia,)

@@ -1,0 +1,31 @@
+"""ModelCheckpoint: save the model after each epoch, or only when it improves."""
+
+from __future__ import annotations
+
+from .base import Callback
+
+
+class ModelCheckpoint(Callback):
+    """Save to ``path`` (formatted with ``epoch`` and the logs, e.g. "model-{epoch:02d}.pnl")
+    at each epoch end; with ``save_best_only`` only when ``monitor`` improves. Saves are
+    atomic (``Model.save``)."""
+
+    def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto") -> None:
+        super().__init__()
+        self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                return
+            better = self.best is None or (value < self.best if self.mode == "min"
+                                           else value > self.best)
+            if not better:
+                return
+            self.best = value
+        self.model.save(self.path.format(epoch=epoch + 1, **logs))

@@ -1,0 +1,308 @@
+"""Layers, activations, losses, initialisers and regularisers of pearlnet.nn."""
+
+import numpy as np
+import pytest
+
+import pearlnet
+import pearlnet.nn as nn
+import pearlnet.numpy as pnp
+from pearlnet.check import check_grad, check_hvp
+
+F64 = np.float64
+
+
+# ---- every layer, differentiated through the core and checked by the complex step ------------
+def _layer_cases():
+    return [
+        ("dense-linear", lambda: nn.Dense(4, dtype=F64), (3,)),
+        ("dense-tanh", lambda: nn.Dense(4, activation="tanh", dtype=F64), (3,)),
+        ("dense-sparse-init", lambda: nn.Dense(4, kernel_initializer=nn.initializers.sparse(2),
+                                               dtype=F64), (3,)),
+        ("batchnorm-train", lambda: nn.BatchNorm(dtype=F64), (3,)),
+        ("prelu", lambda: nn.PReLU(dtype=F64), (3,)),
+        ("sequential", lambda: nn.Sequential([nn.Dense(5, activation="softplus", dtype=F64),
+                                              nn.Dropout(0.3), nn.Dense(2, dtype=F64)]), (3,)),
+        ("flatten-dense", lambda: nn.Sequential([nn.Flatten(), nn.Dense(2, dtype=F64)]), (2, 3)),
+    ]
+
+
+@pytest.mark.parametrize("name,make,shape", _layer_cases(), ids=[c[0] for c in _layer_cases()])
+def test_layer_gradients_pass_the_complex_step(name, make, shape, rng):
+    layer = make()
+    params = layer.init(rng, shape)
+    x = rng.standard_normal((6, *shape))
+    x[np.abs(x) < 0.05] = 0.3  # keep PReLU away from its kink
+    w = rng.standard_normal((6, *layer.output_shape_))
+
+    def loss_params(p):
+        y, _ = layer.forward(p, x, state=layer.state, training=True,
+                             rng=np.random.default_rng(1))  # the same dropout mask every call
+        return pnp.sum(w * y ** 2)
+
+    def loss_inputs(x):
+        y, _ = layer.forward(params, x, state=layer.state, training=True,
+                             rng=np.random.default_rng(1))
+        return pnp.sum(w * y ** 2)
+
+    check_grad(loss_params, params, method="complex")
+    check_grad(loss_inputs, x, method="complex")
+    check_hvp(loss_params, params, method="complex", rtol=1e-9)
+
+
+@pytest.mark.parametrize("layer", [nn.Sigmoid(), nn.Tanh(), nn.ReLU(), nn.LeakyReLU(0.1),
+                                   nn.AbsReLU(), nn.Softplus(), nn.Swish(1.5), nn.Mish(),
+                                   nn.ELU(0.7), nn.Softmax(2.0), nn.LogSoftmax()],
+                         ids=lambda layer: type(layer).__name__)
+def test_activation_layers_pass_the_complex_step(layer, rng):
+    layer.init(0, (4,))
+    x = rng.uniform(0.2, 2.0, (5, 4)) * rng.choice([-1, 1], (5, 4))
+    w = rng.standard_normal((5, 4))
+    check_grad(lambda x: pnp.sum(w * layer.apply({}, x)), x)
+    check_hvp(lambda x: pnp.sum(w * layer.apply({}, x)), x, rtol=1e-9)
+
+
+# ---- activation functions and their derivatives ----------------------------------------------
+X = np.array([-2.0, -0.5, 0.3, 1.7])
+
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("fn,d1,d2", [
+    (nn.sigmoid, lambda x: _sig(x) * (1 - _sig(x)),
+     lambda x: _sig(x) * (1 - _sig(x)) * (1 - 2 * _sig(x))),
+    (nn.tanh, lambda x: 1 - np.tanh(x) ** 2,
+     lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    (nn.relu, lambda x: (x > 0) * 1.0, lambda x: 0 * x),
+    (nn.leaky_relu, lambda x: np.where(x > 0, 1, 0.01), lambda x: 0 * x),
+    (nn.abs_relu, np.sign, lambda x: 0 * x),
+    (nn.softplus, _sig, lambda x: _sig(x) * (1 - _sig(x))),
+    (nn.elu, lambda x: np.where(x > 0, 1, np.exp(x)), lambda x: np.where(x > 0, 0, np.exp(x))),
+    (nn.swish, lambda x: _sig(x) + x * _sig(x) * (1 - _sig(x)),
+     lambda x: 2 * _sig(x) * (1 - _sig(x)) + x * _sig(x) * (1 - _sig(x)) * (1 - 2 * _sig(x))),
+], ids=lambda v: getattr(v, "name", ""))
+def test_deriv_and_second_deriv_match_closed_forms(fn, d1, d2):
+    np.testing.assert_allclose(fn.deriv(X), d1(X), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(fn.second_deriv(X), d2(X), rtol=1e-12, atol=1e-15)
+
+
+def test_mish_derivative_matches_the_complex_step():
+    h = 1e-20
+    np.testing.assert_allclose(nn.mish.deriv(X), np.imag(nn.mish(X + 1j * h)) / h, rtol=1e-13)
+
+
+def test_relu_derivative_at_zero_is_zero_as_in_the_problem_book():
+    # seed 003 writes relu' as [H > 0]
+    np.testing.assert_array_equal(nn.relu.deriv(np.array([0.0])), [0.0])
+
+
+def test_hyper_parameters_per_call_and_dtype():
+    x = X.astype(np.float32)
+    assert nn.leaky_relu.deriv(x, alpha=0.2).dtype == np.float32
+    np.testing.assert_allclose(nn.leaky_relu.deriv(x, alpha=0.2), [0.2, 0.2, 1, 1])
+    np.testing.assert_allclose(nn.elu(X, alpha=2.0)[0], 2 * np.expm1(-2.0))
+
+
+def test_softmax_temperature_exercise():
+    # seed 003, exercise 31: logits 1, 2, 5
+    z = np.array([1.0, 2.0, 5.0])
+    for T in (10, 1, 0.1):
+        e = np.exp(z / T)
+        np.testing.assert_allclose(nn.softmax(z, temperature=T), e / e.sum(), rtol=1e-14)
+    # T = 10: e^0.1, e^0.2, e^0.5 = 1.10517, 1.22140, 1.64872; sum 3.97529
+    np.testing.assert_allclose(nn.softmax(z, temperature=10), [0.27801, 0.30725, 0.41474],
+                               atol=1e-5)
+    # T = 1: e^1, e^2, e^5 = 2.71828, 7.38906, 148.41316; sum 158.52050
+    np.testing.assert_allclose(nn.softmax(z, temperature=1), [0.01715, 0.04661, 0.93624],
+                               atol=1e-5)
+    # T -> 0: one-hot on the largest; T -> inf: uniform
+    np.testing.assert_allclose(nn.softmax(z, temperature=1e-3), [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(nn.softmax(z, temperature=1e6), [1 / 3] * 3, atol=1e-5)
+    with pytest.raises(ValueError, match="softmax: temperature must be positive"):
+        nn.softmax(z, temperature=0)
+
+
+def test_softmax_has_no_elementwise_derivative():
+    assert not hasattr(nn.softmax, "deriv")
+
+
+def test_large_inputs_do_not_overflow():
+    big = np.array([-800.0, 800.0])
+    np.testing.assert_array_equal(nn.softplus(big), [0.0, 800.0])
+    np.testing.assert_array_equal(nn.elu(big), [-1.0, 800.0])
+    np.testing.assert_allclose(nn.log_softmax(np.array([1000.0, 0.0])), [0.0, -1000.0])
+
+
+# ---- the problem book's backprop by hand -----------------------------------------------------
+def test_backprop_by_hand_example():
+    # seed 003: X = [[1, 2], [-1, 2]], W1 = [[1, -1], [0.5, 0]], W2 = [[0.5], [1]], ReLU,
+    # loss 0.5 * sum (yhat - y)^2 with y = (2, 1). Forward: H1 = X W1 = [[2, -0.5], [0, 1]],
+    # O1 = ReLU(H1) = [[2, 0], [0, 1]], yhat = O1 W2 = (1, 1).
+    # Backward: d = yhat - y = (-1, 0); dW2 = O1^T d = (-2, 0);
+    # d1 = d W2^T * [H1 > 0] = [[-0.5, 0], [0, 0]] (H1[1,0] = 0 gives 0);
+    # dW1 = X^T d1 = [[-0.5, 0], [-1, 0]].
+    X_ = np.array([[1.0, 2.0], [-1.0, 2.0]])
+    y = np.array([[2.0], [1.0]])
+    params = {"W1": np.array([[1.0, -1.0], [0.5, 0.0]]), "W2": np.array([[0.5], [1.0]])}
+
+    def loss(p):
+        yhat = nn.relu(X_ @ p["W1"]) @ p["W2"]
+        return 0.5 * pnp.sum((yhat - y) ** 2)
+
+    g = pearlnet.grad(loss)(params)
+    np.testing.assert_array_equal(g["W2"], [[-2.0], [0.0]])
+    np.testing.assert_array_equal(g["W1"], [[-0.5, 0.0], [-1.0, 0.0]])
+    assert loss(params) == 0.5  # MSE = 1/(2n) sum = 0.25 in the book, n = 2
+
+
+# ---- losses ----------------------------------------------------------------------------------
+def test_losses_match_their_formulas(rng):
+    y = rng.standard_normal((4, 3))
+    z = rng.standard_normal((4, 3))
+    L = nn.losses
+    assert L.squared_error(y, z) == pytest.approx(0.5 * np.sum((y - z) ** 2) / 4)
+    assert L.mean_squared_error(y, z) == pytest.approx(np.mean((y - z) ** 2))
+    counts = rng.poisson(2.0, (4, 3)).astype(float)
+    assert L.poisson_nll(counts, z) == pytest.approx(np.mean(np.exp(z) - counts * z))
+    mu = np.exp(z)
+    assert L.poisson_nll(counts, mu, log_input=False) == pytest.approx(
+        np.mean(mu - counts * np.log(mu + 1e-8)))
+
+
+def test_crossentropy_labels_one_hot_logits_probabilities_agree(rng):
+    logits = rng.standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    onehot = np.eye(4)[labels]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = -np.mean(np.log(p[np.arange(5), labels]))
+    cce = nn.losses.categorical_crossentropy
+    assert cce(labels, logits, from_logits=True) == pytest.approx(expected, rel=1e-14)
+    assert cce(onehot, logits, from_logits=True) == pytest.approx(expected, rel=1e-14)
+    assert cce(labels, p) == pytest.approx(expected, rel=1e-12)
+    # gradient from logits: (softmax - onehot) / n
+    g = pearlnet.grad(lambda z: cce(labels, z, from_logits=True))(logits)
+    np.testing.assert_allclose(g, (p - onehot) / 5, rtol=1e-12)
+    # fused form stays finite for huge logits
+    assert np.isfinite(cce(labels, 1e4 * logits, from_logits=True))
+
+
+def test_binary_crossentropy_logits_and_probabilities_agree(rng):
+    z = rng.standard_normal(6)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    p = 1 / (1 + np.exp(-z))
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    bce = nn.losses.binary_crossentropy
+    assert bce(y, z, from_logits=True) == pytest.approx(expected, rel=1e-13)
+    assert bce(y, p) == pytest.approx(expected, rel=1e-10)
+    assert bce(y, 800.0 * (2 * y - 1),  # confidently right: loss 0, no overflow
+               from_logits=True) == pytest.approx(0.0, abs=1e-300)
+
+
+def test_loss_errors_name_the_loss():
+    with pytest.raises(ValueError, match=r"squared_error: y_true has shape \(2, 3\)"):
+        nn.losses.squared_error(np.zeros((2, 3)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        nn.losses.categorical_crossentropy(np.array([0, 5]), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="unknown name 'hinge'"):
+        nn.losses.get("hinge")
+
+
+# ---- initialisers and regularisers -----------------------------------------------------------
+def test_initializer_statistics(rng):
+    shape = (400, 300)
+    he = nn.initializers.he_normal(rng, shape)
+    assert he.dtype == np.float32
+    assert he.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert nn.initializers.lecun_normal(rng, shape).std() == pytest.approx(np.sqrt(1 / 400),
+                                                                           rel=0.02)
+    g = nn.initializers.glorot_uniform(rng, shape)
+    assert np.abs(g).max() <= np.sqrt(6 / 700)
+    assert g.std() == pytest.approx(np.sqrt(6 / 700) / np.sqrt(3), rel=0.02)
+    assert np.abs(nn.initializers.he_uniform(rng, shape)).max() <= np.sqrt(6 / 400)
+    sp = nn.initializers.sparse()(rng, shape)
+    np.testing.assert_array_equal((sp != 0).sum(axis=0), np.full(300, 15))  # Martens: 15 each
+    conv = nn.initializers.sparse(5)(rng, (8, 3, 3, 3))
+    np.testing.assert_array_equal((conv.reshape(8, -1) != 0).sum(axis=1), np.full(8, 5))
+    np.testing.assert_array_equal(nn.initializers.zeros(rng, (2,)), [0, 0])
+
+
+def test_regularizers_apply_to_weights_not_biases(rng):
+    layer = nn.Dense(3, kernel_regularizer=nn.L2(0.1), dtype=F64)
+    params = layer.init(rng, (2,))
+    params = {"W": params["W"], "b": np.ones(3)}
+    g = pearlnet.grad(layer.penalty)(params)
+    np.testing.assert_allclose(g["W"], 0.2 * params["W"])  # d/dW 0.1 sum W^2
+    np.testing.assert_array_equal(g["b"], np.zeros(3))
+    l1 = nn.L1(0.5)
+    assert l1(np.array([-1.0, 2.0])) == 1.5
+    with pytest.raises(ValueError, match="L1L2: coefficients must be >= 0"):
+        nn.L2(-1)
+
+
+# ---- modules ---------------------------------------------------------------------------------
+def test_sequential_names_params_and_counts():
+    model = nn.Sequential([nn.Dense(1000, input_shape=(784,)), nn.ReLU(), nn.Dense(10)])
+    model.init(0)
+    assert list(model.params) == ["dense", "dense_1"]
+    assert model.count_params() == 784 * 1000 + 1000 + 1000 * 10 + 10  # 795,010 (seed 003)
+    flat, unravel = pearlnet.ravel(model.params)
+    assert flat.size == 795_010 and flat.dtype == np.float32
+    assert "795,010" in model.summary()
+
+
+def test_init_is_seeded():
+    a = nn.Dense(3).init(7, (4,))["W"]
+    b = nn.Dense(3).init(7, (4,))["W"]
+    c = nn.Dense(3).init(8, (4,))["W"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_dropout_is_inverted_and_off_in_eval(rng):
+    layer = nn.Dropout(0.25)
+    x = np.ones((200, 50), np.float32)
+    y, _ = layer.forward({}, x, training=True, rng=rng)
+    assert y.dtype == np.float32
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert (y == 0).mean() == pytest.approx(0.25, abs=0.02)
+    np.testing.assert_array_equal(layer.forward({}, x, training=False)[0], x)
+    with pytest.raises(ValueError, match="needs an rng"):
+        layer.forward({}, x, training=True)
+    with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\)"):
+        nn.Dropout(1.0)
+
+
+def test_batchnorm_uses_batch_statistics_in_training_and_running_ones_in_eval(rng):
+    layer = nn.BatchNorm(momentum=0.5, dtype=F64)
+    layer.init(0, (3,))
+    x = 5 + 2 * rng.standard_normal((64, 3))
+    y, state = layer.forward(layer.params, x, training=True)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.std(0), 1, rtol=1e-4)
+    np.testing.assert_allclose(state["mean"], 0.5 * x.mean(0))
+    np.testing.assert_allclose(state["var"], 0.5 + 0.5 * x.var(0, ddof=1))
+    layer.state = state
+    y_eval = layer.apply(layer.params, x, training=False)
+    np.testing.assert_allclose(y_eval, (x - state["mean"]) / np.sqrt(state["var"] + 1e-5))
+
+
+def test_layer_errors_name_the_layer():
+    with pytest.raises(ValueError, match="Dense: units must be a positive integer"):
+        nn.Dense(0)
+    layer = nn.Dense(2)
+    layer.init(0, (3,))
+    with pytest.raises(ValueError, match=r"Dense.*expected inputs of shape \(batch, 3\)"):
+        layer(np.ones((4, 5), np.float32))
+    with pytest.raises(ValueError, match="add a Flatten layer"):
+        nn.Dense(2).init(0, (2, 2))
+    with pytest.raises(RuntimeError, match="is not built"):
+        nn.Dense(2)(np.ones((1, 2)))
+    with pytest.raises(TypeError, match="Sequential.add: expected a layer"):
+        nn.Sequential().add(lambda x: x)
+
+
+def test_repr_shows_the_configuration():
+    assert repr(nn.Dense(3, activation="relu")).startswith("Dense(units=3, activation='relu'")
+    assert repr(nn.relu) == "Activation(relu)"
+    assert "Dropout(p=0.5)" in repr(nn.Sequential([nn.Dropout(0.5)]))

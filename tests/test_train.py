@@ -1,0 +1,220 @@
+"""The Keras-style Model: compile, fit, evaluate, predict, callbacks, save and load."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import pearlnet
+import pearlnet.nn as nn
+from pearlnet.optim import SGD, Adam
+from pearlnet.train import EarlyStopping, LearningRateScheduler, ModelCheckpoint
+
+
+def blobs(rng, n=300, k=3, d=5):
+    """k well-separated Gaussian clusters in d dimensions."""
+    centers = 4 * rng.standard_normal((k, d))
+    y = rng.integers(0, k, n)
+    x = (centers[y] + rng.standard_normal((n, d))).astype(np.float32)
+    return x, y
+
+
+def small_model(d=5, k=3, dropout=0.0, batchnorm=False):
+    layers = [nn.Dense(16, activation="relu", input_shape=(d,))]
+    if batchnorm:
+        layers.append(nn.BatchNorm())
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Dense(k))
+    return pearlnet.Model(layers)
+
+
+def test_fit_learns_and_reports_history(rng):
+    x, y = blobs(rng)
+    model = small_model(dropout=0.1, batchnorm=True)
+    model.compile(loss="categorical_crossentropy", optimizer=Adam(1e-2), metrics=["accuracy"])
+    hist = model.fit(x, y, batch_size=32, epochs=8, validation_split=0.2, verbose=0, seed=0)
+    assert sorted(hist.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(len(v) == 8 for v in hist.history.values())
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert hist.history["val_accuracy"][-1] >= 0.95
+    assert model.evaluate(x, y)["accuracy"] >= 0.95
+    probs = model.predict(x[:4])
+    assert probs.shape == (4, 3) and probs.dtype == np.float32
+
+
+def test_one_hot_and_integer_labels_train_identically(rng):
+    x, y = blobs(rng)
+    runs = []
+    for target in (y, np.eye(3, dtype=np.float32)[y]):
+        model = small_model()
+        model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1), metrics=["accuracy"])
+        runs.append(model.fit(x, target, batch_size=50, epochs=2, verbose=0, seed=3).history)
+    np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-6)
+
+
+def test_fit_is_reproducible_with_a_seed(rng):
+    x, y = blobs(rng)
+    losses = []
+    for _ in range(2):
+        model = small_model(dropout=0.3)
+        model.compile(optimizer=Adam(1e-2))
+        losses.append(model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=5).history["loss"])
+    assert losses[0] == losses[1]
+
+
+def test_save_and_load_predict_identically(rng, tmp_path):
+    x, y = blobs(rng)
+    model = small_model(batchnorm=True, dropout=0.2)
+    model.compile(loss="categorical_crossentropy", optimizer=Adam(1e-2), metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0)
+    path = tmp_path / "model.pnl"
+    model.save(path)
+    assert os.listdir(tmp_path) == ["model.pnl"]  # no temporary left behind
+    loaded = pearlnet.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.evaluate(x, y) == model.evaluate(x, y)
+    assert type(loaded.optimizer) is Adam and loaded.opt_state["step"] == model.opt_state["step"]
+    # training resumes where it stopped: the same next epoch as the original model
+    h1 = model.fit(x, y, batch_size=32, epochs=1, verbose=0, seed=9).history["loss"]
+    h2 = loaded.fit(x, y, batch_size=32, epochs=1, verbose=0, seed=9).history["loss"]
+    assert h1 == pytest.approx(h2, rel=1e-6)
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(rng, tmp_path, monkeypatch):
+    x, y = blobs(rng)
+    model = small_model()
+    model.compile()
+    path = tmp_path / "model.pnl"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pnl"]
+
+
+def test_load_refuses_other_files(tmp_path):
+    bad = tmp_path / "bad.pnl"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="load_model: .* is not a pearlnet model file"):
+        pearlnet.load_model(bad)
+
+
+def test_a_nan_producing_learning_rate_stops_cleanly(rng):
+    x, y = blobs(rng)
+    x = x * 1e3
+    model = small_model()
+    model.compile(loss="mse", optimizer=SGD(1e6))
+    target = np.eye(3, dtype=np.float32)[y]
+    with pytest.warns(RuntimeWarning, match=r"TerminateOnNaN: loss is (nan|inf) at epoch 1, "
+                                            r"batch \d+"):
+        hist = model.fit(x, target, batch_size=30, epochs=5, verbose=0, seed=0)
+    leaves = pearlnet.tree_flatten(model.params)[0]
+    assert all(np.isfinite(leaf).all() for leaf in leaves)
+    assert len(hist.history["loss"]) == 1  # stopped in the first epoch
+    assert np.isfinite(model.evaluate(x, target)["loss"])
+
+
+def test_early_stopping_restores_the_best_weights(rng):
+    x, y = blobs(rng)
+    model = small_model()
+    model.compile(optimizer=SGD(0.05), metrics=["accuracy"])
+    stop = EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
+
+    class Worsen(pearlnet.train.Callback):  # after epoch 3, make things worse every epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch >= 3:
+                self.model.optimizer.lr = 5.0
+
+    hist = model.fit(x, y, batch_size=32, epochs=30, validation_split=0.25, verbose=0, seed=0,
+                     callbacks=[Worsen(), stop], terminate_on_nan=False)
+    assert stop.stopped_epoch is not None and len(hist.history["loss"]) < 30
+    best = int(np.nanargmin(hist.history["val_loss"]))
+    assert best == stop.best_epoch
+    val = model.evaluate(x[225:], y[225:])["loss"]
+    assert val == pytest.approx(hist.history["val_loss"][best], rel=1e-5)
+
+
+def test_checkpoint_and_lr_scheduler(rng, tmp_path):
+    x, y = blobs(rng)
+    model = small_model()
+    model.compile(optimizer=SGD(0.1))
+    sched = LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5 ** epoch)
+    ckpt = ModelCheckpoint(str(tmp_path / "m-{epoch:02d}.pnl"))
+    hist = model.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[sched, ckpt])
+    assert hist.history["lr"] == [0.1, 0.05, 0.025]
+    assert sorted(os.listdir(tmp_path)) == ["m-01.pnl", "m-02.pnl", "m-03.pnl"]
+    best = ModelCheckpoint(str(tmp_path / "best.pnl"), monitor="loss", save_best_only=True)
+    model.fit(x, y, epochs=2, verbose=0, seed=0, callbacks=[best])
+    assert (tmp_path / "best.pnl").exists()
+
+
+def test_regularization_enters_the_loss(rng):
+    x, y = blobs(rng)
+    plain = pearlnet.Model([nn.Dense(3, input_shape=(5,))])
+    reg = pearlnet.Model([nn.Dense(3, input_shape=(5,), kernel_regularizer=nn.L2(0.1))])
+    for m in (plain, reg):
+        m.compile(optimizer=SGD(0.0))
+    penalty = 0.1 * np.sum(reg.params["dense"]["W"].astype(np.float64) ** 2)
+    assert reg.evaluate(x, y)["loss"] == pytest.approx(plain.evaluate(x, y)["loss"] + penalty,
+                                                       rel=1e-5)
+
+
+def test_verbose_modes(rng, capsys):
+    x, y = blobs(rng, n=60)
+    model = small_model()
+    model.compile()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(x, y, epochs=1, verbose=2)
+    assert "epoch 1/1: loss" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_named(rng):
+    x, y = blobs(rng, n=20)
+    model = small_model()
+    with pytest.raises(RuntimeError, match="call compile"):
+        model.fit(x, y)
+    model.compile()
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer"):
+        model.fit(x, y, epochs=-1)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.fit(x, y, batch_size=0)
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(n, 5\), got \(20, 4\)"):
+        model.fit(x[:, :4], y)
+    with pytest.raises(ValueError, match="20 inputs but 19 targets"):
+        model.fit(x, y[:-1])
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
+        model.compile(optimizer="adamax")
+    with pytest.raises(ValueError, match="first layer needs input_shape"):
+        pearlnet.Model([nn.Dense(2)]).compile()
+
+
+def test_compile_accepts_optimizer_names(rng):
+    x, y = blobs(rng, n=40)
+    for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"):
+        model = small_model()
+        model.compile(optimizer=name, metrics=["accuracy"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.fit(x, y, epochs=1, verbose=0, seed=0)
+
+
+def test_an_optimizer_with_a_schedule_is_saved_and_restored(rng, tmp_path):
+    from pearlnet.optim import schedules
+
+    x, y = blobs(rng, n=60)
+    model = small_model()
+    model.compile(optimizer=Adam(schedules.linear_warmup(schedules.cosine(0.01, 100), 10)))
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "m.pnl")
+    loaded = pearlnet.load_model(tmp_path / "m.pnl")
+    assert repr(loaded.optimizer) == repr(model.optimizer)
+    assert loaded.optimizer.current_lr(5) == model.optimizer.current_lr(5)
