@@ -1,5 +1,24 @@
-"""Datasets: the IDX reader (more loaders arrive with the training issue)."""
+"""Datasets: the IDX reader, MNIST / Fashion-MNIST / digits loaders, and preprocessing helpers."""
 
+from .digits import load_digits  # noqa: F401
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx  # noqa: F401
+from .mnist import (  # noqa: F401
+    FASHION_MNIST_CLASSES,
+    ChecksumError,
+    DatasetNotFoundError,
+    download_dataset,
+    load_fashion_mnist,
+    load_mnist,
+)
+from .preprocess import (  # noqa: F401
+    Standardizer,
+    batches,
+    flatten_images,
+    one_hot,
+    train_validation_split,
+)
 
-__all__ = ["read_idx", "IDXError", "IMAGES_MAGIC", "LABELS_MAGIC"]
+__all__ = ["read_idx", "IDXError", "IMAGES_MAGIC", "LABELS_MAGIC",
+           "load_mnist", "load_fashion_mnist", "download_dataset", "DatasetNotFoundError",
+           "ChecksumError", "FASHION_MNIST_CLASSES", "load_digits",
+           "Standardizer", "flatten_images", "one_hot", "train_validation_split", "batches"]

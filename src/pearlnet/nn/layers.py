@@ -17,8 +17,8 @@ from . import initializers, regularizers
 from .module import Module
 
 __all__ = ["Dense", "Dropout", "BatchNorm", "Flatten", "Standardize", "Activation", "PReLU",
-           "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "AbsReLU", "Softplus", "Swish", "Mish", "ELU", "Softmax",
-           "LogSoftmax"]
+           "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "AbsReLU", "Softplus", "Swish", "Mish", "ELU",
+           "Softmax", "LogSoftmax"]
 
 
 def _check_features(layer: Module, x: Any, expected: tuple) -> None:

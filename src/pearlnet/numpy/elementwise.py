@@ -126,11 +126,17 @@ def _power_dx(ans, x, y):
         if y == 2:
             return 2 * x
         return y * power(x, y - 1)
-    return where(strip(y) == 0, 0, y * power(x, y - 1))
+    zero_y = strip(y) == 0
+    safe_x = where(zero_y, 1, x)  # the unused branch must not compute 0 ** -1 (a warning)
+    return where(zero_y, 0, y * power(safe_x, y - 1))
 
 
 def _power_dy(ans, x, y):
     """d x^y / dy = x^y log x; zero where x == 0 (the limit for y > 0)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        # a Python base stays a weak scalar: where(zero, 1, x) would be a float64 array and
+        # upcast a float32 exponent
+        return 0 * ans if x == 0 else multiply(ans, float(np.log(x)))
     zero = strip(x) == 0
     safe_x = where(zero, 1, x)
     return where(zero, 0, ans * log(safe_x))
@@ -273,12 +279,12 @@ sign = Primitive("sign", lambda x: _real_sign(x) if np.iscomplexobj(x) else np.s
                  differentiable=False)
 
 
-def log2(x: Any) -> Any:
-    return true_divide(log(x), np.log(2.0))
+def log2(x: Any) -> Any:  # Python floats: a NumPy float64 scalar would upcast float32
+    return true_divide(log(x), float(np.log(2.0)))
 
 
 def log10(x: Any) -> Any:
-    return true_divide(log(x), np.log(10.0))
+    return true_divide(log(x), float(np.log(10.0)))
 
 
 # ---- maximum, minimum, where -----------------------------------------------------------------

@@ -140,8 +140,10 @@ def _einsum_vjp(argnum, g, ans, *ops, spec, out):
     kept = "".join(c for c in target if c in present)
     res = einsum_p(g, *[o for i, o in enumerate(ops) if i != argnum],
                    spec=(out, *others), out=kept)
+    xshape = shape_of(ops[argnum])
+    # '...' axes of length 1 that einsum broadcast against the other operands: sum them back
+    res = unbroadcast(res, tuple(n for c, n in zip(target, xshape) if c in present))
     if kept != target:  # indices only this operand had were summed: broadcast them back
-        xshape = shape_of(ops[argnum])
         res = broadcast_to(reshape(res, tuple(n if c in present else 1
                                               for c, n in zip(target, xshape))), xshape)
     return res
