@@ -8,8 +8,7 @@ import numpy as np
 
 from pearlnet.autodiff.core import Primitive, Tracer, strip
 
-__all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis",
-           "Variadic"]
+__all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis"]
 
 
 def shape_of(x: Any) -> tuple:
@@ -47,29 +46,3 @@ def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
             raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
         out.append(int(a) % ndim if ndim else 0)
     return tuple(sorted(out))
-
-
-class Variadic:
-    """The rule table of a primitive with any number of arguments (concatenate, einsum):
-    ``rule(argnum, g_or_t, ans, *args, **params)`` serves every position."""
-
-    __slots__ = ("rule", "_cache")
-
-    def __init__(self, rule: Any) -> None:
-        self.rule = rule
-        self._cache: dict = {}
-
-    def __getitem__(self, argnum: int) -> Any:
-        f = self._cache.get(argnum)
-        if f is None:
-            rule = self.rule
-
-            def f(*a: Any, **kw: Any) -> Any:
-                return rule(argnum, *a, **kw)
-
-            f.__name__ = f"{rule.__name__}[{argnum}]"
-            self._cache[argnum] = f
-        return f
-
-    def __len__(self) -> int:  # any position has a rule
-        return 1 << 30

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, Variadic, shape_of
+from ._util import Primitive, shape_of
 from .elementwise import multiply
 from .shapes import broadcast_to, expand_dims, reshape, swapaxes, transpose, unbroadcast
 
@@ -155,9 +155,8 @@ def _einsum_jvp(argnum, t, ans, *ops, spec, out):
     return einsum_p(*ops, spec=spec, out=out)
 
 
-# the Variadic is the whole rule table (every position), not the rule of position 0
-einsum_p.vjps = Variadic(_einsum_vjp)
-einsum_p.jvps = Variadic(_einsum_jvp)
+einsum_p.defvjp_variadic(_einsum_vjp)
+einsum_p.defjvp_variadic(_einsum_jvp)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:

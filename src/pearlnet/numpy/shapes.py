@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, Variadic, normalize_axis, shape_of, strip
+from ._util import Primitive, normalize_axis, shape_of, strip
 
 __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
            "stack", "split", "expand_dims", "squeeze", "swapaxes", "moveaxis", "astype",
@@ -233,9 +233,8 @@ def _concatenate_jvp(argnum, t, ans, *xs, axis):
 
 
 builtin_sum = sum
-# the Variadic is the whole rule table (every position), not the rule of position 0
-concatenate_p.vjps = Variadic(_concatenate_vjp)
-concatenate_p.jvps = Variadic(_concatenate_jvp)
+concatenate_p.defvjp_variadic(_concatenate_vjp)
+concatenate_p.defjvp_variadic(_concatenate_jvp)
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
