@@ -82,8 +82,42 @@ class Primitive:
         """Set the forward rules, one per positional argument (None: not differentiable)."""
         self.jvps = rules
 
+    def defvjp_variadic(self, rule: Callable) -> None:
+        """One reverse rule ``rule(argnum, g, ans, *args, **params)`` for a primitive taking
+        any number of arguments (concatenate, einsum)."""
+        self.vjps = _Variadic(rule)
+
+    def defjvp_variadic(self, rule: Callable) -> None:
+        """One forward rule ``rule(argnum, t, ans, *args, **params)`` for every position."""
+        self.jvps = _Variadic(rule)
+
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
+
+
+class _Variadic:
+    """A rule table serving every argument position from one rule that takes the position."""
+
+    __slots__ = ("rule", "_cache")
+
+    def __init__(self, rule: Callable) -> None:
+        self.rule = rule
+        self._cache: dict = {}
+
+    def __getitem__(self, argnum: int) -> Callable:
+        f = self._cache.get(argnum)
+        if f is None:
+            rule = self.rule
+
+            def f(*args: Any, **params: Any) -> Any:
+                return rule(argnum, *args, **params)
+
+            f.__name__ = f"{rule.__name__}[{argnum}]"
+            self._cache[argnum] = f
+        return f
+
+    def __len__(self) -> int:  # every position has a rule
+        return 1 << 30
 
 
 def strip(x: Any) -> Any:
