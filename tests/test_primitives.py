@@ -192,6 +192,7 @@ SPECS: list[Spec] = [
     _unary("cos", lambda x: pnp.cos(x), ("cos",)),
     _unary("sigmoid", lambda x: pnp.sigmoid(x), ("sigmoid",), _wide),
     _unary("softplus", lambda x: pnp.softplus(x), ("softplus",), _wide),
+    _unary("relu", lambda x: pnp.relu(x), ("relu",), _away),
     _unary("reciprocal", lambda x: pnp.reciprocal(x), ("divide",), _away),
     _unary("log2", lambda x: pnp.log2(x), ("log", "divide"), _positive),
     _unary("log10", lambda x: pnp.log10(x), ("log", "divide"), _positive),
@@ -320,7 +321,8 @@ REFERENCE: dict[str, Callable] = {
     "negative": np.negative, "neg_operator": np.negative, "exp": np.exp, "log": np.log,
     "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "square": np.square, "abs": np.abs,
     "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "sin": np.sin, "cos": np.cos,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "softplus": lambda x: np.logaddexp(0.0, x),
+    "relu": lambda x: np.maximum(x, 0.0), "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "softplus": lambda x: np.logaddexp(0.0, x),
     "reciprocal": lambda x: 1.0 / x, "log2": np.log2, "log10": np.log10,
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
     "operators": lambda x, y: ((x + y) * (x - y) / (3.0 + y * y) - 2.0 * x ** 2

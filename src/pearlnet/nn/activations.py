@@ -5,9 +5,9 @@
 nested for f''), never a second hand-written formula. Softmax and log-softmax are not
 elementwise and have no ``deriv``.
 
-NOTE on kinks: relu, leaky_relu and elu are written with ``where(x > 0, ...)``, so their derivative
-at exactly 0 is the left one (0 for relu), as in PyTorch and the problem book's [H > 0];
-``maximum(x, 0)`` would give 1/2 there.
+NOTE on kinks: relu (the primitive ``pnp.relu``), leaky_relu and elu take the left derivative at
+exactly 0 (0 for relu), as PyTorch and the problem book's [H > 0] do; ``maximum(x, 0)`` would give
+1/2 there.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _tanh(x):
 
 
 def _relu(x):
-    return pnp.where(x > 0, x, 0)
+    return pnp.relu(x)
 
 
 def _leaky_relu(x, alpha):

@@ -24,7 +24,13 @@ def zeros_tangent(x: Any, dtype: Any = None) -> np.ndarray:
 
 
 # ---- reshape ---------------------------------------------------------------------------------
-reshape_p = Primitive("reshape", lambda x, shape: np.reshape(x, shape))
+# The impls call array methods where they can: NumPy's module-level wrappers (np.reshape,
+# np.sum...) add microseconds of Python per call, which a training step pays dozens of times.
+def _reshape_impl(x, shape):
+    return x.reshape(shape) if isinstance(x, np.ndarray) else np.reshape(x, shape)
+
+
+reshape_p = Primitive("reshape", _reshape_impl)
 
 
 def _reshape_vjp(g, ans, x, shape):
@@ -57,7 +63,11 @@ def ravel(x: Any) -> Any:
 
 
 # ---- transpose -------------------------------------------------------------------------------
-transpose_p = Primitive("transpose", lambda x, axes: np.transpose(x, axes))
+def _transpose_impl(x, axes):
+    return x.transpose(axes) if isinstance(x, np.ndarray) else np.transpose(x, axes)
+
+
+transpose_p = Primitive("transpose", _transpose_impl)
 
 
 def _transpose_vjp(g, ans, x, axes):
@@ -84,6 +94,8 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     ndim = len(shape_of(x))
+    if ndim == 2 and {axis1 % 2, axis2 % 2} == {0, 1}:
+        return transpose_p(x, axes=(1, 0))
     axes = list(range(ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(x, axes)
@@ -134,7 +146,13 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
 
 
 # sum lives here because unbroadcast and broadcast_to are each other's transposes through it
-sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+def _sum_impl(x, axis, keepdims):
+    if isinstance(x, np.ndarray) and x.dtype.kind in "fc":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+sum_p = Primitive("sum", _sum_impl)
 
 
 def _sum_vjp(g, ans, x, axis, keepdims):

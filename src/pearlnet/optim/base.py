@@ -73,6 +73,24 @@ def leaf_paths(tree: Any) -> list[tuple]:
     return paths
 
 
+class _LazyPaths:
+    """``leaf_paths(tree)``, computed on first use: the hot path of an update needs none."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree, self._paths = tree, None
+
+    def _get(self) -> list[tuple]:
+        if self._paths is None:
+            self._paths = leaf_paths(self.tree)
+        return self._paths
+
+    def __getitem__(self, i: int) -> tuple:
+        return self._get()[i]
+
+    def __iter__(self):
+        return iter(self._get())
+
+
 def _path_str(path: tuple) -> str:
     return "/".join(str(k) for k in path) or "<root>"
 
@@ -159,8 +177,8 @@ class Optimizer:
         if gdef != treedef:
             raise ValueError(f"{who}: grads must have the structure of params: expected "
                              f"{treedef}, got {gdef}")
-        paths = leaf_paths(params)
-        gs = [self._grad_leaf(p, g, path, who) for p, g, path in zip(ps, gs, paths)]
+        paths = _LazyPaths(params)  # leaf paths only for messages and decay masks
+        gs = [self._grad_leaf(p, g, paths, i, who) for i, (p, g) in enumerate(zip(ps, gs))]
         t = self._step_of(state, who)
         slot_leaves = [self._slot_leaves(state, s, treedef, ps, paths, who) for s in self.slots]
         mask = self._mask(params, ps, paths, treedef)
@@ -218,21 +236,22 @@ class Optimizer:
     def _leaves(self, params: Any, what: str, method: str) -> tuple[list, Any]:
         leaves, treedef = tree_flatten(params)
         out = []
-        for leaf, path in zip(leaves, leaf_paths(params)):
+        for i, leaf in enumerate(leaves):
             a = np.asarray(leaf)
             if a.dtype.kind != "f":
+                path = leaf_paths(params)[i]
                 raise ValueError(f"{self.name}.{method}: {what} leaf {_path_str(path)} must be "
                                  f"a real floating-point array, got dtype {a.dtype}")
             out.append(a)
         return out, treedef
 
-    def _grad_leaf(self, p: np.ndarray, g: Any, path: tuple, who: str) -> np.ndarray:
+    def _grad_leaf(self, p: np.ndarray, g: Any, paths: Any, i: int, who: str) -> np.ndarray:
         g = np.asarray(g)
         if g.shape != p.shape:
-            raise ValueError(f"{who}: grads leaf {_path_str(path)} must have the shape of its "
-                             f"parameter, {p.shape}, got {g.shape}")
+            raise ValueError(f"{who}: grads leaf {_path_str(paths[i])} must have the shape of "
+                             f"its parameter, {p.shape}, got {g.shape}")
         if g.dtype.kind not in "fiu":
-            raise ValueError(f"{who}: grads leaf {_path_str(path)} must be real "
+            raise ValueError(f"{who}: grads leaf {_path_str(paths[i])} must be real "
                              f"(the parameter is {p.dtype}), got dtype {g.dtype}")
         # the step is computed in the parameter's dtype: float32 weights stay float32
         return g if g.dtype == p.dtype else g.astype(p.dtype)
@@ -257,10 +276,10 @@ class Optimizer:
             raise ValueError(f"{who}: state['{s}'] must have the structure of params: expected "
                              f"{treedef}, got {sdef}")
         out = []
-        for a, p, path in zip(leaves, ps, paths):
+        for i, (a, p) in enumerate(zip(leaves, ps)):
             a = np.asarray(a)
             if a.shape != p.shape:
-                raise ValueError(f"{who}: state['{s}'] leaf {_path_str(path)} must have shape "
+                raise ValueError(f"{who}: state['{s}'] leaf {_path_str(paths[i])} must have shape "
                                  f"{p.shape}, got {a.shape}")
             out.append(a)
         return out
