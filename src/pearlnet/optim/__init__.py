@@ -1,4 +1,4 @@
-"""First-order optimizers, gradient clipping and learning-rate schedules.
+"""First-order optimizers, gradient clipping, learning-rate schedules, and Hessian-free.
 
 Every optimizer is pure: ``state = opt.init(params)``, then
 ``params, state = opt.update(params, grads, state)`` with params and grads trees of one
@@ -22,6 +22,7 @@ from .adagrad import AdaGrad
 from .adam import Adam
 from .base import Optimizer, get
 from .clipping import ClipByGlobalNorm, global_norm
+from .hessian_free import HessianFree
 from .momentum import Momentum
 from .nesterov import Nesterov
 from .noisy_sgd import NoisySGD
@@ -29,4 +30,4 @@ from .rmsprop import RMSProp
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "NoisySGD",
-           "ClipByGlobalNorm", "global_norm", "get", "schedules"]
+           "ClipByGlobalNorm", "global_norm", "HessianFree", "get", "schedules"]

@@ -305,8 +305,8 @@ def get(identifier: str | Any) -> Any:
     """An optimizer by name, default-constructed, or the optimizer passed in unchanged.
 
     Names (case-insensitive): ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
-    ``"rmsprop"``, ``"adam"``, ``"noisy_sgd"``. Anything with ``init`` and ``update`` methods
-    (an optimizer, a ``ClipByGlobalNorm``) is returned as it is.
+    ``"rmsprop"``, ``"adam"``, ``"noisy_sgd"``, and ``"hf"`` (Hessian-free). Anything with ``init``
+    and ``update`` (or ``fit_step``) methods is returned as it is.
 
     >>> get("adam")
     Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08)
@@ -314,13 +314,18 @@ def get(identifier: str | Any) -> Any:
     import pearlnet.optim  # noqa: F401  (registers every optimizer)
 
     if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.strip().lower())
+        name = identifier.strip().lower()
+        if name in ("hf", "hessian_free", "hessianfree"):
+            from .hessian_free import HessianFree
+            return HessianFree()
+        cls = _REGISTRY.get(name)
         if cls is None:
             raise ValueError(f"optim.get: unknown optimizer {identifier!r}; known: "
-                             f"{', '.join(sorted(_REGISTRY))}")
+                             f"{', '.join(sorted(_REGISTRY))}, hf")
         return cls()
-    if callable(getattr(identifier, "init", None)) and callable(getattr(identifier, "update",
-                                                                        None)):
+    if callable(getattr(identifier, "init", None)) and (
+            callable(getattr(identifier, "update", None))
+            or callable(getattr(identifier, "fit_step", None))):  # HessianFree steps itself
         return identifier
     raise ValueError(f"optim.get: expected an optimizer name ({', '.join(sorted(_REGISTRY))}) "
                      f"or an optimizer, got {identifier!r}")

@@ -1,0 +1,314 @@
+"""Hessian-free optimization (Martens 2010, "Deep learning via Hessian-free optimization").
+
+Each outer step minimises the local quadratic model
+
+    q(d) = f(theta) + g.d + 1/2 d.(B + lambda I) d,   B = Gauss-Newton G (default) or Hessian H,
+
+by conjugate gradient, with B applied through ``gauss_newton_vp`` / ``hvp`` on a curvature
+minibatch and never formed. Martens' ingredients, each optional where he made it so:
+Levenberg-Marquardt damping driven by the reduction ratio rho (section 4.1), CG warm-started
+from 0.95 times the previous direction (4.5), his relative-progress stopping rule (4.4),
+CG-backtracking over the saved iterates (4.6), the diagonal preconditioner
+(sum_i g_i^2 / N + lambda)^(3/4) (4.7), and an Armijo line search on the chosen step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from pearlnet.autodiff import gauss_newton_vp, hvp, ravel, tree_map, value_and_grad
+
+from .base import check_number
+
+__all__ = ["HessianFree", "conjugate_gradient"]
+
+
+def conjugate_gradient(apply_a: Callable[[np.ndarray], np.ndarray], b: np.ndarray,
+                       x0: np.ndarray, max_iters: int = 250, min_iters: int = 1,
+                       tol: float = 5e-4, precondition: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]], int]:
+    """Preconditioned CG for A x = b from x0, with Martens' stopping rule (``conjgrad_1``).
+
+    It tracks the quadratic phi_i = 1/2 x.A x - b.x = 1/2 (r - b).x and stops at iteration i
+    when i > k, phi_{i-k} < 0 and (phi_i - phi_{i-k}) / phi_i < k tol, k = max(10, ceil(i/10)):
+    the last tenth of the iterations gained too little. It also stops on non-positive curvature
+    p.A p <= 0, and when the residual falls to rounding level (|r| <= 1e-14 |b|). Returns (last
+    iterate, the iterates saved at i = ceil(5 * 1.3^j) and at the end, iterations done).
+    """
+    x = np.array(x0, copy=True)
+    r = apply_a(x) - b
+    # also stop once the residual is at rounding level: further steps only fit noise
+    tiny = (1e-14) ** 2 * float(b @ b)
+    if float(r @ r) <= tiny:
+        return x, [(0, x)], 0
+    y = r / precondition if precondition is not None else r
+    p = -y
+    ry = float(r @ y)
+    phis: list[float] = []
+    saved: list[tuple[int, np.ndarray]] = []
+    save_at = {math.ceil(5 * 1.3 ** j) for j in range(60)}
+    i = 0
+    for i in range(1, max_iters + 1):
+        ap = apply_a(p)
+        pap = float(p @ ap)
+        if not pap > 0:  # negative or no curvature along p (or NaN): the model is unbounded
+            i -= 1
+            break
+        alpha = ry / pap
+        x = x + alpha * p
+        r = r + alpha * ap
+        y = r / precondition if precondition is not None else r
+        ry_new = float(r @ y)
+        p = -y + (ry_new / ry) * p
+        ry = ry_new
+        phis.append(0.5 * float((r - b) @ x))
+        if i in save_at:
+            saved.append((i, x))
+        k = max(10, math.ceil(0.1 * i))
+        if i >= min_iters and i > k and phis[i - k - 1] < 0 and \
+                (phis[-1] - phis[i - k - 1]) / phis[-1] < k * tol:
+            break
+        if ry == 0 or float(r @ r) <= tiny:
+            break
+    if not saved or saved[-1][0] != i:
+        saved.append((i, x))
+    return x, saved, i
+
+
+class HessianFree:
+    """Martens' Hessian-free optimizer for ``loss(net(params, batch), batch)``.
+
+    >>> import numpy as np, pearlnet.numpy as pnp
+    >>> def residuals(p, batch):  # Rosenbrock: f = r1^2 + r2^2
+    ...     return pnp.stack([10 * (p[1] - p[0] ** 2), 1 - p[0]])
+    >>> hf = HessianFree(residuals, lambda r, batch: pnp.sum(r ** 2))
+    >>> params, state = np.array([-1.2, 1.0]), None
+    >>> state = hf.init(params)
+    >>> for _ in range(50):
+    ...     params, state, info = hf.step(params, state)
+    >>> bool(info["loss"] < 1e-10)
+    True
+
+    Args:
+        net, loss: ``net(params, batch) -> outputs`` and ``loss(outputs, batch) -> scalar``;
+            ``batch`` is whatever the caller passes to ``step`` (None for a plain function).
+            Given by the Model when used through ``model.compile(optimizer=HessianFree())``.
+        curvature: "gauss-newton" (J^T H_loss J, positive semi-definite: Martens' choice) or
+            "hessian".
+        damping: the initial lambda; ``damping_factors`` (drop, boost) = (2/3, 3/2): rho > 3/4
+            multiplies lambda by 2/3, rho < 1/4 by 3/2.
+        cg_max_iters, cg_min_iters, cg_tol: the CG budget and Martens' progress tolerance.
+        cg_decay: CG starts from cg_decay times the previous step's last CG iterate.
+        backtrack: pick the best saved CG iterate on the gradient batch (section 4.6).
+        preconditioner: use (sum_i g_i^2 / N + lambda)^(3/4), g_i the per-case gradients
+            (needs a batch whose arrays share a leading axis of cases; ``precondition_cases``
+            of them are used).
+        line_search: Armijo backtracking (c = 1e-2, factor 0.8, at most 60 tries; a step
+            that never passes is rejected).
+        penalty: an optional ``penalty(params)`` added to the objective, its exact Hessian
+            (by hvp) added to the curvature.
+        curvature_batch_size: used by ``Model.fit``: the curvature products use this many
+            cases of each training batch (None: the whole batch).
+    """
+
+    def __init__(self, net: Callable | None = None, loss: Callable | None = None,
+                 curvature: str = "gauss-newton", damping: float = 1.0,
+                 damping_factors: tuple[float, float] = (2 / 3, 3 / 2),
+                 cg_max_iters: int = 250, cg_min_iters: int = 1, cg_tol: float = 5e-4,
+                 cg_decay: float = 0.95, backtrack: bool = True, preconditioner: bool = False,
+                 precondition_cases: int = 64, line_search: bool = True,
+                 penalty: Callable | None = None, curvature_batch_size: int | None = None
+                 ) -> None:
+        if curvature not in ("gauss-newton", "hessian"):
+            raise ValueError(f"HessianFree: curvature must be 'gauss-newton' or 'hessian', got "
+                             f"{curvature!r}")
+        self.net, self.loss, self.curvature, self.penalty = net, loss, curvature, penalty
+        self.damping = check_number("HessianFree", "damping", damping, low=0.0)
+        drop, boost = damping_factors
+        self.drop = check_number("HessianFree", "damping_factors[0]", drop, low=0.0, high=1.0,
+                                 low_open=True, high_open=True)
+        self.boost = check_number("HessianFree", "damping_factors[1]", boost, low=1.0,
+                                  low_open=True)
+        for name, value in (("cg_max_iters", cg_max_iters), ("cg_min_iters", cg_min_iters)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"HessianFree: {name} must be a positive integer, got "
+                                 f"{value!r}")
+        self.cg_max_iters, self.cg_min_iters = cg_max_iters, cg_min_iters
+        self.cg_tol = check_number("HessianFree", "cg_tol", cg_tol, low=0.0, low_open=True)
+        self.cg_decay = check_number("HessianFree", "cg_decay", cg_decay, low=0.0, high=1.0)
+        self.backtrack, self.line_search = bool(backtrack), bool(line_search)
+        self.preconditioner, self.precondition_cases = bool(preconditioner), precondition_cases
+        self.curvature_batch_size = curvature_batch_size
+        self.lr = 1.0  # the Model's LearningRateScheduler may scale the step; 1 is Martens'
+
+    # -- the objective and its curvature -----------------------------------------------------
+    def _objective(self, unravel: Callable, batch: Any) -> Callable:
+        def f(w):
+            params = unravel(w)
+            value = self.loss(self.net(params, batch), batch)
+            if self.penalty is not None:
+                value = value + self.penalty(params)
+            return value
+        return f
+
+    def _curvature_product(self, flat: np.ndarray, unravel: Callable,
+                           batch: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """v -> B v on ``batch`` (B without damping)."""
+        if self.curvature == "hessian":
+            f = self._objective(unravel, batch)
+            return lambda v: np.asarray(hvp(f, flat, v))
+
+        def net(w):
+            return self.net(unravel(w), batch)
+
+        def loss(z):
+            return self.loss(z, batch)
+
+        def product(v):
+            out = np.asarray(gauss_newton_vp(net, loss, flat, v))
+            if self.penalty is not None:
+                out = out + np.asarray(hvp(lambda w: self.penalty(unravel(w)), flat, v))
+            return out
+        return product
+
+    def _precondition(self, flat, unravel, batch, lam):
+        """(sum_i g_i^2 / N + lambda)^(3/4) from per-case gradients (Martens, section 4.7)."""
+        leaves = [leaf for leaf in _leaves(batch)]
+        if not leaves:
+            raise ValueError("HessianFree: the preconditioner needs a batch of cases (arrays "
+                             "with a leading axis of cases)")
+        n = min(len(leaves[0]), self.precondition_cases)
+        total = np.zeros_like(flat)
+        for i in range(n):
+            case = tree_map(lambda a, i=i: a[i:i + 1], batch)
+            g = np.asarray(value_and_grad(self._objective(unravel, case))(flat)[1])
+            total += g * g
+        return (total / n + lam) ** 0.75
+
+    # -- the optimizer interface -------------------------------------------------------------
+    def init(self, params: Any) -> dict:
+        """{"lambda": the damping, "direction": zeros (the warm start), "step": 0}."""
+        flat, _ = ravel(params)
+        return {"lambda": self.damping, "direction": np.zeros_like(np.asarray(flat)),
+                "step": 0}
+
+    def step(self, params: Any, state: dict, batch: Any = None,
+             curvature_batch: Any = None) -> tuple[Any, dict, dict]:
+        """One outer step. Returns (params, state, info) with info's loss (after the step),
+        loss_before, lambda (used in this step), rho, cg_iters, rate (line search), and
+        grad_norm."""
+        if self.net is None or self.loss is None:
+            raise ValueError("HessianFree.step: give net and loss to the constructor (or use "
+                             "it through Model.compile)")
+        flat, unravel = ravel(params)
+        flat = np.asarray(flat)
+        lam = float(state["lambda"])
+        f = self._objective(unravel, batch)
+        f0, g = value_and_grad(f)(flat)
+        f0, g = float(f0), np.asarray(g)
+        cbatch = batch if curvature_batch is None else curvature_batch
+        product = self._curvature_product(flat, unravel, cbatch)
+        precond = self._precondition(flat, unravel, batch, lam) if self.preconditioner else None
+        x0 = self.cg_decay * np.asarray(state["direction"], dtype=flat.dtype)
+        x_last, saved, iters = conjugate_gradient(
+            lambda v: product(v) + lam * v, -g, x0, self.cg_max_iters, self.cg_min_iters,
+            self.cg_tol, precond)
+
+        # CG-backtracking: walk back from the last saved iterate while the objective improves
+        d, f_d = saved[-1][1], float(f(flat + saved[-1][1]))
+        if self.backtrack:
+            for _, x in reversed(saved[:-1]):
+                f_x = float(f(flat + x))
+                if not f_x < f_d:
+                    break
+                d, f_d = x, f_x
+
+        # reduction ratio on the curvature batch, the model without damping (Martens 4.1)
+        if cbatch is batch:
+            actual = f_d - f0
+        else:
+            fc = self._objective(unravel, cbatch)
+            actual = float(fc(flat + d)) - float(fc(flat))
+        predicted = float(g @ d + 0.5 * d @ product(d))
+        rho = actual / predicted if predicted < 0 else -math.inf
+        if not math.isfinite(actual) or actual > 0:
+            rho = -math.inf
+        if not rho >= 0.25:  # NaN included
+            new_lam = lam * self.boost
+        elif rho > 0.75:
+            new_lam = lam * self.drop
+        else:
+            new_lam = lam
+
+        # Armijo line search on the gradient batch
+        rate, f_new = 1.0, f_d
+        slope = float(g @ d)
+        if self.line_search:
+            c, tries = 1e-2, 0
+            while not f_new <= f0 + c * rate * slope:
+                tries += 1
+                if tries > 60:
+                    rate, f_new = 0.0, f0
+                    break
+                rate *= 0.8
+                f_new = float(f(flat + rate * d))
+        rate *= self.lr
+        if rate != 1.0 and self.lr != 1.0:
+            f_new = float(f(flat + rate * d))
+        new_flat = flat + rate * d
+        state = {"lambda": new_lam, "direction": x_last, "step": int(state.get("step", 0)) + 1}
+        info = {"loss": f_new, "loss_before": f0, "lambda": lam, "rho": rho,
+                "cg_iters": iters, "rate": rate, "grad_norm": float(np.linalg.norm(g))}
+        return unravel(new_flat.astype(flat.dtype, copy=False)), state, info
+
+    # -- Model.fit integration ---------------------------------------------------------------
+    def fit_step(self, model: Any) -> Callable:
+        """The step ``Model.fit`` calls: net and loss come from the model (evaluation mode:
+        dropout off and BatchNorm on its running statistics, so the objective is
+        deterministic within the step), penalties included."""
+        self.net = lambda params, batch: model.forward(params, batch[0], state=model.state,
+                                                        training=False)[0]
+        self.loss = lambda out, batch: model._loss(batch[1], out)
+        self.penalty = model.penalty if model.penalty(model.params) != 0.0 else None
+
+        def step(xb, yb, rng):
+            batch = (xb, yb)
+            cbatch = None
+            if self.curvature_batch_size and self.curvature_batch_size < len(xb):
+                idx = rng.choice(len(xb), self.curvature_batch_size, replace=False)
+                cbatch = (xb[idx], yb[idx])
+            params, opt_state = model.params, model.opt_state
+            new_params, new_state, info = self.step(params, opt_state, batch, cbatch)
+            model.hf_info = info
+            out = model.forward(new_params, xb, state=model.state, training=False)[0]
+
+            def apply_update():
+                model.last_finite = (params, model.state)
+                model.params, model.opt_state = new_params, new_state
+
+            return info["loss"], np.asarray(out), apply_update
+
+        return step
+
+    def get_config(self) -> dict:
+        return {"curvature": self.curvature, "damping": self.damping,
+                "damping_factors": [self.drop, self.boost], "cg_max_iters": self.cg_max_iters,
+                "cg_min_iters": self.cg_min_iters, "cg_tol": self.cg_tol,
+                "cg_decay": self.cg_decay, "backtrack": self.backtrack,
+                "preconditioner": self.preconditioner,
+                "precondition_cases": self.precondition_cases,
+                "line_search": self.line_search,
+                "curvature_batch_size": self.curvature_batch_size}
+
+    def __repr__(self) -> str:
+        return (f"HessianFree(curvature={self.curvature!r}, damping={self.damping}, "
+                f"cg_max_iters={self.cg_max_iters})")
+
+
+def _leaves(tree: Any) -> list:
+    from pearlnet.autodiff import tree_flatten
+
+    return [leaf for leaf in tree_flatten(tree)[0] if np.ndim(leaf) > 0]

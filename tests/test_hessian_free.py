@@ -1,0 +1,173 @@
+"""Hessian-free optimization (Martens 2010): CG, damping, the Rosenbrock target, Model.fit."""
+
+import math
+
+import numpy as np
+import pytest
+
+import pearlnet
+import pearlnet.nn as nn
+import pearlnet.numpy as pnp
+from pearlnet.optim import Adam, HessianFree, Momentum
+from pearlnet.optim.hessian_free import conjugate_gradient
+
+
+def rosenbrock_residuals(p, batch):
+    """f(x, y) = (10 (y - x^2))^2 + (1 - x)^2 = 100 (y - x^2)^2 + (1 - x)^2 as r1^2 + r2^2."""
+    return pnp.stack([10 * (p[1] - p[0] ** 2), 1 - p[0]])
+
+
+def sum_of_squares(r, batch):
+    return pnp.sum(r ** 2)
+
+
+def rosenbrock(p):
+    return sum_of_squares(rosenbrock_residuals(p, None), None)
+
+
+# ---- conjugate gradient ----------------------------------------------------------------------
+def test_cg_solves_a_spd_system(rng):
+    m = rng.standard_normal((20, 20))
+    a = m @ m.T + 20 * np.eye(20)
+    b = rng.standard_normal(20)
+    x, saved, iters = conjugate_gradient(lambda v: a @ v, b, np.zeros(20), max_iters=100,
+                                         tol=1e-12)
+    np.testing.assert_allclose(a @ x, b, rtol=1e-8, atol=1e-8)
+    # n = 20 steps in exact arithmetic; in floating point the residual test stops it soon after
+    assert iters <= 30
+    assert saved[-1][0] == iters and np.array_equal(saved[-1][1], x)
+    assert [i for i, _ in saved[:3]] == [5, 7, 9]  # ceil(5 * 1.3^j)
+
+
+def test_cg_warm_start_and_preconditioner(rng):
+    d = np.linspace(1, 1e4, 50)  # badly conditioned diagonal system
+    b = rng.standard_normal(50)
+    plain = conjugate_gradient(lambda v: d * v, b, np.zeros(50), max_iters=500, tol=1e-14)
+    pre = conjugate_gradient(lambda v: d * v, b, np.zeros(50), max_iters=500, tol=1e-14,
+                             precondition=d)
+    assert pre[2] < plain[2]  # the exact diagonal preconditioner converges at once
+    np.testing.assert_allclose(pre[0], b / d, rtol=1e-10)
+    warm = conjugate_gradient(lambda v: d * v, b, b / d, max_iters=500, tol=1e-14)
+    assert warm[2] == 0  # started at the solution: the residual is at rounding level
+
+
+def test_cg_stops_on_negative_curvature():
+    a = np.diag([1.0, -1.0])
+    x, saved, iters = conjugate_gradient(lambda v: a @ v, np.array([1.0, 1.0]), np.zeros(2))
+    assert iters == 0 and np.array_equal(x, np.zeros(2))
+
+
+def test_martens_stopping_rule_ends_a_stalled_solve():
+    # a 2000-dimensional well-conditioned system converges long before 250 iterations;
+    # the relative-progress rule (k = max(10, i/10), tol 5e-4) notices and stops
+    d = np.linspace(1, 3, 2000)
+    x, _, iters = conjugate_gradient(lambda v: d * v, np.ones(2000), np.zeros(2000))
+    assert 10 < iters < 60
+    assert np.linalg.norm(d * x - 1) < 1e-3 * np.sqrt(2000)
+
+
+# ---- the optimizer on Rosenbrock's function --------------------------------------------------
+@pytest.mark.parametrize("curvature", ["gauss-newton", "hessian"])
+def test_rosenbrock_below_1e_10_within_100_outer_steps(curvature):
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares, curvature=curvature)
+    params = np.array([-1.2, 1.0])
+    state = hf.init(params)
+    steps = 0
+    while steps < 100:
+        params, state, info = hf.step(params, state)
+        steps += 1
+        if info["loss"] < 1e-10:
+            break
+    assert info["loss"] < 1e-10, f"{curvature}: f = {info['loss']} after {steps} steps"
+    assert rosenbrock(params) == pytest.approx(info["loss"], abs=1e-15)
+    np.testing.assert_allclose(params, [1.0, 1.0], atol=1e-5)
+
+
+def test_info_and_damping_follow_martens(monkeypatch):
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares, damping=10.0)
+    params = np.array([-1.2, 1.0])
+    state = hf.init(params)
+    assert state["lambda"] == 10.0 and state["step"] == 0
+    params2, state2, info = hf.step(params, state)
+    assert set(info) == {"loss", "loss_before", "lambda", "rho", "cg_iters", "rate",
+                         "grad_norm"}
+    assert info["loss_before"] == pytest.approx(rosenbrock(params))
+    assert info["loss"] < info["loss_before"]
+    assert info["lambda"] == 10.0
+    rho = info["rho"]
+    expected = 10.0 * (2 / 3 if rho > 0.75 else 3 / 2 if rho < 0.25 else 1.0)
+    assert state2["lambda"] == pytest.approx(expected)
+    assert state2["step"] == 1
+    # the warm start is the last CG iterate, not the backtracked or line-searched step
+    assert state2["direction"].shape == (2,)
+
+
+def test_rho_compares_actual_and_predicted_decrease():
+    # on a quadratic the model is exact: rho = 1 (lambda is dropped) when damping is tiny
+    a = np.array([[3.0, 1.0], [1.0, 2.0]])
+
+    def net(p, batch):
+        return pnp.stack([p[0], p[1]])
+
+    def loss(z, batch):
+        return 0.5 * z @ (a @ z) - z[0]
+
+    hf = HessianFree(net, loss, curvature="hessian", damping=1e-8)
+    params, state, info = hf.step(np.array([0.5, -0.5]), hf.init(np.zeros(2)))
+    assert info["rho"] == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(params, np.linalg.solve(a, [1.0, 0.0]), rtol=1e-6)
+
+
+def test_a_step_that_increases_the_loss_is_rejected_and_lambda_grows():
+    # a "curvature" far too small makes CG step far past the minimum
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares, damping=1e-12, backtrack=False,
+                     line_search=True)
+    hf._curvature_product = lambda flat, unravel, batch: (lambda v: 1e-6 * v)
+    params = np.array([-1.2, 1.0])
+    new, state, info = hf.step(params, hf.init(params))
+    assert info["rho"] == -math.inf or info["rho"] < 0.25
+    assert state["lambda"] == pytest.approx(1e-12 * 1.5)
+    assert info["loss"] <= info["loss_before"]  # the line search never accepts an increase
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="curvature must be 'gauss-newton' or 'hessian'"):
+        HessianFree(curvature="fisher")
+    with pytest.raises(ValueError, match="HessianFree: cg_max_iters must be a positive integer"):
+        HessianFree(cg_max_iters=0)
+    with pytest.raises(ValueError, match="give net and loss"):
+        HessianFree().step(np.zeros(2), {"lambda": 1.0, "direction": np.zeros(2)})
+
+
+# ---- through Model.fit -----------------------------------------------------------------------
+def test_hessian_free_trains_a_model_and_resumes(rng, tmp_path):
+    x = rng.standard_normal((200, 4)).astype(np.float32)
+    y = (x[:, :2] @ np.array([[1.0, -2.0], [0.5, 1.0]]) + 0.1).astype(np.float32)
+    model = pearlnet.Model([nn.Dense(8, activation="tanh", input_shape=(4,)), nn.Dense(2)])
+    hf = HessianFree(cg_max_iters=50, curvature_batch_size=50)
+    model.compile(loss="squared_error", optimizer=hf)
+    hist = model.fit(x, y, batch_size=200, epochs=15, verbose=0, seed=0)
+    assert hist.history["loss"][-1] < 0.05 * hist.history["loss"][0]
+    assert model.hf_info["cg_iters"] >= 1
+    model.save(tmp_path / "hf.pnl")
+    loaded = pearlnet.load_model(tmp_path / "hf.pnl")
+    assert type(loaded.optimizer) is HessianFree
+    assert float(loaded.opt_state["lambda"]) == pytest.approx(float(model.opt_state["lambda"]))
+    np.testing.assert_array_equal(loaded.opt_state["direction"], model.opt_state["direction"])
+    a = model.fit(x, y, batch_size=200, epochs=1, verbose=0, seed=1).history["loss"]
+    b = loaded.fit(x, y, batch_size=200, epochs=1, verbose=0, seed=1).history["loss"]
+    assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_hessian_free_beats_first_order_on_rosenbrock_per_step():
+    # the benchmark table compares wall-clock; here only that HF needs far fewer steps
+    def run(opt, steps):
+        p = np.array([-1.2, 1.0])
+        state = opt.init(p)
+        g = pearlnet.grad(rosenbrock)
+        for _ in range(steps):
+            p, state = opt.update(p, g(p), state)
+        return rosenbrock(p)
+
+    assert run(Adam(0.02), 100) > 1e-6
+    assert run(Momentum(1e-4, 0.9), 100) > 1e-6
