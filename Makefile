@@ -1,8 +1,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-test
+FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test bench lint clean
+.PHONY: train test demo bench lint clean data
 
 # one venv, created on first use and refreshed when pyproject.toml changes
 $(STAMP): pyproject.toml
@@ -11,16 +12,32 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-demo: $(STAMP)
-	$(VENV)/bin/python -m pearlnet.demo
+# Fashion-MNIST from Debian's package when apt is there and we are root; otherwise the
+# training falls back to scikit-learn's digits (the loaders also read $$PEARLNET_DATA)
+data:
+	@if [ ! -d $(FASHION) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "make: could not install dataset-fashion-mnist; training on the digits"; \
+	fi
 
-test: $(STAMP)
+# the main job: train the default classifier and print its test accuracy
+train: $(STAMP) data
+	@if [ -d $(FASHION) ]; then $(VENV)/bin/pearlnet train --dataset fashion-mnist; \
+	else $(VENV)/bin/pearlnet train --dataset digits; fi
+
+test: $(STAMP) data
 	$(VENV)/bin/python -m pytest
 
+demo: $(STAMP)
+	$(VENV)/bin/pearlnet demo
+
 # the peers (PyTorch 2.13.0 CPU, JAX, autograd) are installed only here
-bench: $(STAMP)
+bench: $(STAMP) data
 	$(VENV)/bin/python -m pip install --quiet -e ".[bench]"
 	$(VENV)/bin/python bench/overhead.py
+	$(VENV)/bin/python bench/curvature.py
+	$(VENV)/bin/python bench/mlp_epoch.py
+	$(VENV)/bin/python bench/optim_vs_torch.py
 
 lint: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet ruff

@@ -26,7 +26,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                       "lr": 1e-3, "schedule": "cosine"},
     "mnist": {"layers": [512, 512], "dropout": 0.2, "epochs": 15, "batch_size": 128,
               "lr": 1e-3, "schedule": "cosine"},
-    "digits": {"layers": [128], "dropout": 0.1, "epochs": 60, "batch_size": 32,
+    "digits": {"layers": [512], "dropout": 0.3, "epochs": 100, "batch_size": 32,
                "lr": 1e-3, "schedule": "cosine"},
 }
 
@@ -212,11 +212,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pearlnet.data import ChecksumError, DatasetNotFoundError, IDXError
+
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "evaluate":
-        return cmd_evaluate(args)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
+    except (DatasetNotFoundError, ChecksumError, IDXError) as err:
+        print(f"pearlnet {args.command}: {err}", file=sys.stderr)
+        return 1
     from pearlnet import demo
 
     return demo.main([])
