@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import pearlnet.data.digits as digits_module
 import pearlnet.data.mnist as mnist
 import pearlnet.data.preprocess as preprocess_module
+from idx_files import write_idx
 from pearlnet.data import (
     FASHION_MNIST_CLASSES,
     ChecksumError,
@@ -42,16 +43,6 @@ from pearlnet.data import (
 FILES = mnist.FILES
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 N_TRAIN, N_TEST, SHAPE = 6, 4, (3, 4)
-
-
-def write_idx(path, array, code=0x08, magic=None, extra=b""):
-    header = bytes([0, 0, code, array.ndim]) if magic is None else magic.to_bytes(4, "big")
-    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(">u1" if code == 0x08 else ">f4").tobytes() + extra
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as fh:
-        fh.write(data)
-    return path
 
 
 def idx_bytes(array):

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from .base import LearningRate, Optimizer, check_number
+from .momentum import Momentum
 
 __all__ = ["Nesterov"]
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov momentum with the gradient taken at the parameters passed in (I_0 = 0):
 
         I <- beta * I + lr * g
@@ -32,16 +32,7 @@ class Nesterov(Optimizer):
     State: ``{"step": int, "inertia": tree like params}``.
     """
 
-    key = "nesterov"
-    slots = ("inertia",)
-
-    def __init__(self, lr: LearningRate = 0.01, beta: float = 0.9, *,
-                 weight_decay: float = 0.0, decay_mask: Any = None) -> None:
-        super().__init__(lr, weight_decay=weight_decay, decay_mask=decay_mask)
-        self.beta = check_number(self.name, "beta", beta, low=0.0, high=1.0, high_open=True)
-
-    def _hparams(self) -> dict:
-        return {"beta": self.beta}
+    key = "nesterov"  # constructor, hyper-parameters and state are Momentum's
 
     def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
               ctx: Any) -> tuple[np.ndarray, tuple]:
