@@ -3,6 +3,9 @@
     pearlnet train --dataset fashion-mnist --layers 256,256 --activation relu --optimizer adam \\
         --lr 1e-3 --epochs 10 --batch-size 128 --save model.pnl
     pearlnet evaluate model.pnl --dataset fashion-mnist
+    pearlnet autoencoder --dataset fashion-mnist --archs 784-2,784-128-2,784-256-64-2 \\
+        --optimizers sgd,momentum,rmsprop,adam,hf --epochs 20 --batch-size 100 \\
+        --train-size 10000 --out report/
     pearlnet demo
 
 Bad arguments are refused (exit code 2, a message naming the argument) before any data is read.
@@ -92,6 +95,41 @@ def _optimizer(text: str) -> str:
     return text
 
 
+def _archs(text: str) -> list[list[int]]:
+    archs = []
+    for part in text.split(","):
+        try:
+            sizes = [int(s) for s in part.strip().split("-")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not an arch such as 784-128-2 "
+                                             f"(encoder widths joined by '-')") from None
+        if len(sizes) < 2 or any(s <= 0 for s in sizes) or sizes[-1] != 2:
+            raise argparse.ArgumentTypeError(f"arch {part!r} must list at least two positive "
+                                             f"widths ending in the 2-unit code, e.g. 784-2 or "
+                                             f"784-128-2")
+        archs.append(sizes)
+    return archs
+
+
+def _optimizer_list(text: str) -> list[str]:
+    from pearlnet.report.study import OPTIMIZERS
+
+    names = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = [n for n in names if n not in OPTIMIZERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list drawn from "
+                                         f"{','.join(OPTIMIZERS)}")
+    return list(dict.fromkeys(names))
+
+
+def _int_list(text: str) -> list[int]:
+    values = _layers(text)
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive "
+                                         f"integers such as 100,200")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pearlnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +157,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", choices=DATASETS, required=True)
     evaluate.add_argument("--data-root", metavar="DIR")
     evaluate.add_argument("--no-download", action="store_true")
+
+    study = sub.add_parser(
+        "autoencoder", help="the autoencoder study: optimizers compared, 2-D codes, PCA, and "
+        "an HTML + PDF report",
+        description="Train the autoencoder of every arch with every optimizer (step sizes by a "
+        "grid search on a held-out split), compare with PCA, and write figures, results.json, "
+        "report.html and report.pdf into --out.")
+    study.add_argument("--dataset", choices=DATASETS, default="mnist")
+    study.add_argument("--archs", type=_archs, help="encoder widths ending in the 2-unit code, "
+                       "comma-separated, e.g. 784-2,784-128-2,784-256-64-2 (the default; for "
+                       "digits 64-2,64-32-2,64-32-16-2)")
+    study.add_argument("--optimizers", type=_optimizer_list,
+                       help="from sgd,momentum,rmsprop,adam,hf (default: all)")
+    study.add_argument("--epochs", type=_positive_int, help="default 20 (--quick: 4)")
+    study.add_argument("--batch-size", type=_positive_int, default=100)
+    study.add_argument("--train-size", type=_positive_int, help="the first N training images "
+                       "(default 10000; --quick: 2000); the next N/10 are the held-out split")
+    study.add_argument("--val-size", type=_positive_int, help="the first N test images "
+                       "(default 2000)")
+    study.add_argument("--grid-epochs", type=_positive_int,
+                       help="epochs per grid-search candidate (default 2; --quick: 1)")
+    study.add_argument("--grid-batch-sizes", type=_int_list, help="minibatch sizes crossed with "
+                       "the step sizes in the grid search (default: just --batch-size)")
+    study.add_argument("--hf-cg-iters", type=_positive_int, help="Hessian-free: CG iterations "
+                       "per outer step at most (default 50)")
+    study.add_argument("--hf-steps-per-epoch", type=_positive_int, help="Hessian-free: outer "
+                       "steps per epoch, on that many parts of the training set (default 5)")
+    study.add_argument("--activation", type=_activation, default="tanh",
+                       help="hidden-layer activation (code and output layers are linear)")
+    study.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--blas-threads", type=_positive_int, default=1, help="BLAS threads "
+                       "during the study (default 1: its matrices are small, and on a shared "
+                       "machine more threads can be much slower); needs threadpoolctl")
+    study.add_argument("--out", metavar="DIR", default="report")
+    study.add_argument("--quick", action="store_true", help="a reduced study in under two "
+                       "minutes: two small archs, sgd,adam,hf, 4 epochs, 2000 images")
+    study.add_argument("--quiet", action="store_true", help="no progress bar")
+    study.add_argument("--data-root", metavar="DIR", help="folder holding the four IDX files")
+    study.add_argument("--no-download", action="store_true", help="never download data")
 
     sub.add_parser("demo", help="differentiate a small autoencoder and check every derivative")
     return parser
@@ -211,17 +289,105 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_autoencoder_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 (parser.error) on an arch whose input width is not the dataset's, before any
+    data is read."""
+    from pearlnet.report.study import FEATURES
+
+    width = FEATURES[args.dataset]
+    for sizes in args.archs or []:
+        if sizes[0] != width:
+            arch = "-".join(map(str, sizes))
+            parser.error(f"argument --archs: arch {arch} starts with width {sizes[0]}, but "
+                         f"{args.dataset} images have {width} values; start every arch with "
+                         f"{width} (e.g. {width}-2)")
+
+
+def cmd_autoencoder(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from pearlnet.report import document, plots, study
+
+    try:
+        plots.require_matplotlib()
+    except ImportError as err:
+        print(f"pearlnet autoencoder: {err}", file=sys.stderr)
+        return 1
+    train, test = load_dataset(args.dataset, args.data_root, not args.no_download)
+    overrides = {"archs": args.archs, "optimizers": args.optimizers, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "grid_epochs": args.grid_epochs,
+                 "grid_batch_sizes": args.grid_batch_sizes, "activation": args.activation,
+                 "dtype": args.dtype, "seed": args.seed, "blas_threads": args.blas_threads}
+    if args.quick:
+        config = study.quick_config(args.dataset, **overrides)
+    else:
+        defaults = {"archs": study.default_archs(args.dataset),
+                    "optimizers": list(study.OPTIMIZERS)}
+        config = study.StudyConfig(**{**defaults, **{k: v for k, v in overrides.items()
+                                                    if v is not None}})
+    hf = {"cg_max_iters": args.hf_cg_iters, "steps_per_epoch": args.hf_steps_per_epoch}
+    config.hf = replace(config.hf, **{k: v for k, v in hf.items() if v is not None})
+    train_size = args.train_size
+    if train_size is None and args.quick and study.FEATURES[args.dataset] == 784:
+        train_size = 2000
+    try:
+        split = study.prepare_data(args.dataset, train, test, train_size, args.val_size,
+                                   dtype=np.dtype(args.dtype))
+    except ValueError as err:
+        print(f"pearlnet autoencoder: error: {err}", file=sys.stderr)
+        return 2
+    d = split.description
+    archs = ", ".join(study.arch_label(a) for a in config.archs)
+    print(f"pearlnet autoencoder: {args.dataset}, {d['train_size']} training / "
+          f"{d['holdout_size']} held-out / {d['val_size']} validation images; archs {archs}; "
+          f"{', '.join(config.optimizers)}; {config.epochs} epochs; writing {args.out}/",
+          flush=True)
+    output = study.run_study(config, split, progress=not args.quiet)
+    written = document.write_report(output, args.out)
+    results = output.results
+    header, rows = document.results_table(results)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        print("  ".join(c.rjust(w) if i > 1 else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+    for arch, name in results["winners"].items():
+        print(f"{arch}: best validation loss with {name}")
+    check = results["linear_check"]
+    print(f"linear check: linear {check['arch']} / PCA training loss = {check['ratio']:.4f} "
+          f"({'passed' if check['passed'] else 'FAILED'}, tolerance {check['tol']:g})")
+    print(f"{len(written)} files in {args.out}/ after {results['total_seconds']:.0f} s of study")
+    return 0
+
+
+def _dataset_hint(args: argparse.Namespace) -> str:
+    """For the autoencoder study: the datasets to use instead of a missing one."""
+    if args.command != "autoencoder":
+        return ""
+    others = {"fashion-mnist": "--dataset fashion-mnist (apt-get install "
+                               "dataset-fashion-mnist puts it in /usr/share/datasets)",
+              "digits": "--dataset digits (scikit-learn's 8x8 digits, always available; its "
+                        "archs start at 64, e.g. --archs 64-2,64-32-2)"}
+    choices = [v for k, v in others.items() if k != args.dataset]
+    return (f"\nThe study does not switch datasets by itself; to run it on another one, "
+            f"pass {' or '.join(choices)}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     from pearlnet.data import ChecksumError, DatasetNotFoundError, IDXError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "autoencoder":
+        check_autoencoder_args(parser, args)
     try:
         if args.command == "train":
             return cmd_train(args)
         if args.command == "evaluate":
             return cmd_evaluate(args)
+        if args.command == "autoencoder":
+            return cmd_autoencoder(args)
     except (DatasetNotFoundError, ChecksumError, IDXError) as err:
-        print(f"pearlnet {args.command}: {err}", file=sys.stderr)
+        print(f"pearlnet {args.command}: {err}{_dataset_hint(args)}", file=sys.stderr)
         return 1
     from pearlnet import demo
 
