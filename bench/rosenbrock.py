@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
           "iterations;\nB v: all curvature-vector products (CG iterations + CG's initial residual "
           "+ the predicted\nreduction, per outer step); extra f: objective evaluations besides "
           "the gradients\n(CG-backtracking, reduction ratio, line search).")
+    for r, lrs in zip(best, (ADAM_LRS, MOMENTUM_LRS)):
+        lr = float(r.hparams.split()[1].rstrip(","))
+        if lr in (lrs[0], lrs[-1]):
+            print(f"note: {r.method}'s best rate {lr:g} is at the edge of its grid")
     for r in hf_rows + best:
         if not r.converged:
             print(f"note: {r.method} ({r.hparams}) did not reach f < {args.tol:g}")

@@ -164,14 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the autoencoder of every arch with every optimizer (step sizes by a "
         "grid search on a held-out split), compare with PCA, and write figures, results.json, "
         "report.html and report.pdf into --out.")
-    study.add_argument("--dataset", choices=DATASETS, default="mnist")
+    study.add_argument("--dataset", choices=DATASETS, default="mnist",
+                       help="default mnist, the assignment's; when it is missing the command "
+                       "says so and stops rather than switch datasets")
     study.add_argument("--archs", type=_archs, help="encoder widths ending in the 2-unit code, "
                        "comma-separated, e.g. 784-2,784-128-2,784-256-64-2 (the default; for "
                        "digits 64-2,64-32-2,64-32-16-2)")
     study.add_argument("--optimizers", type=_optimizer_list,
                        help="from sgd,momentum,rmsprop,adam,hf (default: all)")
     study.add_argument("--epochs", type=_positive_int, help="default 20 (--quick: 4)")
-    study.add_argument("--batch-size", type=_positive_int, default=100)
+    study.add_argument("--batch-size", type=_positive_int, default=100,
+                       help="minibatch size of the first-order methods (default 100)")
     study.add_argument("--train-size", type=_positive_int, help="the first N training images "
                        "(default 10000; --quick: 2000); the next N/10 are the held-out split")
     study.add_argument("--val-size", type=_positive_int, help="the first N test images "

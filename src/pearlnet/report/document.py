@@ -221,15 +221,16 @@ def summary_sections(results: dict) -> list[tuple[str, list[str]]]:
         "the named part.",
     ]))
     lin = [r for r in runs if len(r["arch"].split("-")) == 2]
+    w = d["features"]
     model = [
         f"Autoencoder(sizes, activation={s['activation']!r}, code and output layers linear, "
         f"untied weights), weights N(0, 1/fan_in) and zero biases from seed {s['seed']}; every "
         "optimizer of an architecture starts from the same parameters. An arch lists the "
         "encoder widths; the decoder mirrors them (784-128-2 is 784-128-2-128-784).",
-        "Arch 784-2 means Autoencoder([784, 2]): one encoder layer 784→2 and one decoder layer "
-        "2→784. The hidden activation applies to hidden layers only and 784-2 has none (its "
-        "code and output layers are linear), so 784-2 is a linear autoencoder whatever the "
-        "activation: its loss can at best equal PCA's.",
+        f"Arch {w}-2 means Autoencoder([{w}, 2]): one encoder layer {w}→2 and one decoder "
+        f"layer 2→{w}. The hidden activation applies to hidden layers only and {w}-2 has none "
+        f"(its code and output layers are linear), so {w}-2 is a linear autoencoder whatever "
+        "the activation: its loss can at best equal PCA's.",
     ]
     if lin:
         ratios = [(r["optimizer"], r["final"]["train_over_pca"]) for r in lin]
@@ -286,7 +287,13 @@ def summary_sections(results: dict) -> list[tuple[str, list[str]]]:
                "a shared machine and carry its noise.")
     sections.append(("Results", res))
     hf = s["hf"]
-    grid_bs = ", ".join(str(b) for b in s["grid_batch_sizes"])
+    if len(s["grid_batch_sizes"]) > 1:
+        batches = ("Minibatch sizes searched with every step size: "
+                   f"{', '.join(str(b) for b in s['grid_batch_sizes'])}.")
+    else:
+        batches = (f"The minibatch size was not searched: {s['grid_batch_sizes'][0]} for every "
+                   "first-order method, as given by --batch-size (--grid-batch-sizes adds "
+                   "sizes to the grid).")
     grids = "; ".join(f"{_label(k)} {', '.join(f'{v:g}' for v in s['grid'][k])}"
                       for k in s["optimizers"] if k in s["grid"])
     how = [
@@ -296,9 +303,9 @@ def summary_sections(results: dict) -> list[tuple[str, list[str]]]:
         f"on, and not the validation split); the lowest wins. Step sizes (a factor of about 3 "
         f"apart): {grids}. A winning edge is extended by one more step size beyond it (at "
         f"most {s['grid_extensions']} times); a candidate whose minibatch loss turns "
-        f"non-finite or exceeds 100× its first is marked diverged. Minibatch sizes searched: "
-        f"{grid_bs}. The chosen values then train for {s['epochs']} epochs; every candidate "
-        "is listed in the grid-search table and in results.json.",
+        f"non-finite or exceeds 100× its first is marked diverged. {batches} The chosen "
+        f"values then train for {s['epochs']} epochs; every candidate is listed in the "
+        "grid-search table and in results.json.",
         r"Fixed hyper-parameters: Momentum $\beta = 0.9$ ($I \leftarrow \beta I + "
         r"\mathrm{lr}\,\mathbf{g}$, $\theta \leftarrow \theta - I$); RMSProp $\gamma = 0.9$, "
         r"$\varepsilon = 10^{-10}$; Adam $\beta_1 = 0.9$, $\beta_2 = 0.999$, "
@@ -314,8 +321,8 @@ def summary_sections(results: dict) -> list[tuple[str, list[str]]]:
         f"{100 * hf['curvature_fraction']:g}% of its gradient batch. HF does many more "
         "matrix products per epoch than a first-order method, so epochs do not compare "
         "costs: the right-hand panel of each convergence figure, validation loss against "
-        "training seconds (evaluations excluded), is the fair comparison, and the table "
-        "below compares all methods at the training time of the quickest run as well.",
+        "training seconds (evaluations excluded), is the fair comparison, and the Results "
+        "section also compares all methods at the training time of the quickest run.",
     ]
     sections.append(("How the hyper-parameters were chosen", how))
 
