@@ -146,6 +146,57 @@ def test_gauss_newton_with_a_non_identity_loss_hessian(rng):
                                atol=1e-13)
 
 
+def test_operators_reuse_one_recording_and_match_the_dense_matrices(small_net, rng):
+    # linearize / hvp_operator / gauss_newton_operator record f once; every product walks the
+    # tape with the stored values, so many products (conjugate gradient) agree with the
+    # one-shot transforms and with the dense H and J^T H_L J
+    params, x = small_net
+    flat, unravel = ravel(params)
+
+    def net(w):
+        return mlp(unravel(w), x)
+
+    def loss(z):
+        return squared_error(z, x)
+
+    H = hessian(lambda w: loss(net(w)))(flat)
+    J = jacobian(net)(flat).reshape(-1, flat.size)
+    G = J.T @ J / x.shape[0]
+    hess, gn = pearlnet.hvp_operator(lambda w: loss(net(w)), flat), \
+        pearlnet.gauss_newton_operator(net, loss, flat)
+    out, net_jvp = pearlnet.linearize(net, flat)
+    np.testing.assert_array_equal(out, net(flat))
+    for _ in range(3):
+        v = rng.standard_normal(flat.shape)
+        np.testing.assert_allclose(hess(v), H @ v, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(hess(v), hvp(lambda w: loss(net(w)), flat, v), rtol=1e-13)
+        np.testing.assert_allclose(gn(v), G @ v, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(net_jvp(v).ravel(), J @ v, rtol=1e-11, atol=1e-13)
+    # trees in and out, several primals, constant outputs
+    out, f_jvp = pearlnet.linearize(lambda p, s: (mlp(p, x) * s, 2.0), params, np.float64(3.0))
+    t = ravel(params)[1](rng.standard_normal(flat.shape))
+    got, zero = f_jvp(t, np.float64(0.5))
+    want = jvp(lambda p, s: mlp(p, x) * s, (params, np.float64(3.0)), (t, np.float64(0.5)))[1]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert zero == 0
+    with pytest.raises(ValueError, match="linearize: tangent 0 has shape"):
+        net_jvp(np.zeros(flat.size + 1))
+    with pytest.raises(ValueError, match="linearize: 2 tangents for 1 primals"):
+        net_jvp(flat, flat)
+
+
+def test_operators_take_the_complex_step(small_net, rng):
+    # the operator's H v against the complex step on the gradient, Im grad f(x + ihv)/h
+    params, x = small_net
+    flat, unravel = ravel(params)
+    f = lambda w: squared_error(mlp(unravel(w), x), x)  # noqa: E731
+    v = rng.standard_normal(flat.shape)
+    hv = pearlnet.hvp_operator(f, flat)(v)
+    h = 1e-20
+    step = np.imag(grad(f)(flat + 1j * h * v)) / h
+    np.testing.assert_allclose(hv, step, rtol=1e-10, atol=1e-13)
+
+
 def test_network_derivatives_pass_the_numerical_checks(small_net):
     params, x = small_net
 

@@ -8,12 +8,15 @@ Gauss-Newton-vector product, each checkable against finite differences and the c
 from . import check, nn, numpy, optim  # noqa: F401
 from .autodiff import (  # noqa: F401
     Primitive,
+    gauss_newton_operator,
     gauss_newton_vp,
     grad,
     hessian,
     hvp,
+    hvp_operator,
     jacobian,
     jvp,
+    linearize,
     ravel,
     tree_flatten,
     tree_map,
@@ -24,6 +27,7 @@ from .autodiff import (  # noqa: F401
 from .train import Model, load_model  # noqa: F401
 
 __version__ = "0.1.0"
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "hvp", "gauss_newton_vp", "jacobian",
-           "hessian", "ravel", "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
+           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "ravel",
+           "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
            "check", "numpy", "nn", "optim", "Model", "load_model"]

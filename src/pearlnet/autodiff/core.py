@@ -234,6 +234,32 @@ class ReverseTrace:
                 cts[parent] = c if old is None else old + c
         return [cts[i] for i in wanted]
 
+    def forward(self, seeds: list[tuple[int, Any]], wanted: list[int]) -> list:
+        """Push the tangents ``seeds`` [(tape index, tangent)] from the start of the tape to its
+        end with the forward rules, reusing the recorded values (nothing is recomputed);
+        return the tangents of the entries ``wanted`` (None: no path)."""
+        tape = self.tape
+        tans: list = [None] * len(tape)
+        for index, t in seeds:
+            tans[index] = t
+        for index, node in enumerate(tape):
+            prim = node.prim
+            if prim is None:
+                continue
+            parents, out = node.parents, None
+            jvps = prim.jvps
+            for k in range(0, len(parents), 2):
+                t = tans[parents[k + 1]]
+                if t is None:
+                    continue
+                rule = jvps[parents[k]]
+                if rule is None:
+                    continue
+                c = rule(t, node.value, *node.args, **node.params)
+                out = c if out is None else out + c
+            tans[index] = out
+        return [tans[i] for i in wanted]
+
 
 class ForwardTrace:
     """Forward mode: every tracer carries its tangent along (Pearlmutter's R{.} operator)."""

@@ -1,4 +1,5 @@
-"""The transforms: grad, value_and_grad, vjp, jvp, hvp, gauss_newton_vp, jacobian, hessian.
+"""The transforms: grad, value_and_grad, vjp, jvp, linearize, hvp, gauss_newton_vp and their
+operator forms, jacobian, hessian.
 
 Arguments and results may be arrays or trees (nested dict/list/tuple) of arrays. Derivatives of
 complex-valued code are complex-linear (holomorphic: no conjugation), which is what the complex
@@ -16,8 +17,8 @@ import pearlnet.numpy as pnp
 from .core import ForwardTrace, ForwardTracer, ReverseTrace, ReverseTracer, Tracer, strip
 from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "hvp", "gauss_newton_vp", "jacobian",
-           "hessian"]
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
+           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian"]
 
 
 def _as_input(x: Any, who: str, what: str) -> Any:
@@ -218,6 +219,78 @@ def gauss_newton_vp(net: Callable, loss: Callable, params: Any, v: Any) -> Any:
     out_values = tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves])
     hjv = hvp(loss, out_values, tree_unflatten(out_def, jv_leaves))
     return _pull(trace, out_leaves, tree_flatten(hjv)[0], inputs)[0]
+
+
+def _recorded_jvp(trace: ReverseTrace, out: Any, inputs: list, who: str) -> Callable:
+    """tangents -> J tangents by a forward walk over ``trace``'s tape (the values stay)."""
+    out_leaves, out_def = tree_flatten(out)
+    wanted = [o.index if isinstance(o, ReverseTracer) and o.trace is trace else None
+              for o in out_leaves]
+
+    def f_jvp(*tangents: Any) -> Any:
+        if len(tangents) != len(inputs):
+            raise ValueError(f"{who}: {len(tangents)} tangents for {len(inputs)} primals")
+        seeds = []
+        for i, (t, (indices, treedef, leaves)) in enumerate(zip(tangents, inputs)):
+            t_leaves, t_def = tree_flatten(t)
+            if t_def != treedef:
+                raise ValueError(f"{who}: tangent {i} has structure {t_def}, its primal "
+                                 f"{treedef}")
+            for index, tl, pl in zip(indices, t_leaves, leaves):
+                tl = _as_input(tl, who, f"tangent {i}")
+                if np.shape(strip(tl)) != np.shape(strip(pl)):
+                    raise ValueError(f"{who}: tangent {i} has shape {np.shape(strip(tl))}, its "
+                                     f"primal {np.shape(strip(pl))}")
+                seeds.append((index, tl))
+        got = trace.forward(seeds, [w for w in wanted if w is not None])
+        it = iter(got)
+        result = []
+        for w, o in zip(wanted, out_leaves):
+            t = next(it) if w is not None else None
+            result.append(_zeros_like(_unbox(trace, o)) if t is None else t)
+        return tree_unflatten(out_def, result)
+
+    return f_jvp
+
+
+def linearize(f: Callable, *primals: Any) -> tuple[Any, Callable]:
+    """(f(*primals), f_jvp) where ``f_jvp(*tangents)`` = J tangents at the primals.
+
+    f is evaluated once, on a recorded tape; each call of f_jvp is one forward-mode pass over
+    that tape with the stored values, so repeated products (conjugate gradient) never recompute
+    f (JAX's ``linearize``). Cost per call: the tangent half of a ``jvp``.
+    """
+    trace, out, inputs = _trace_reverse(f, primals, tuple(range(len(primals))), {},
+                                        "linearize")
+    out_values = tree_unflatten(tree_flatten(out)[1],
+                                [_unbox(trace, o) for o in tree_flatten(out)[0]])
+    return out_values, _recorded_jvp(trace, out, inputs, "linearize")
+
+
+def hvp_operator(f: Callable, x: Any) -> Callable:
+    """v -> H v at x for a scalar f, reusing one recorded evaluation of grad f.
+
+    ``linearize(grad(f), x)``: the forward and backward passes run once; every product is the
+    R-forward and R-backward passes alone (Pearlmutter 1994), the same numbers as ``hvp``.
+    """
+    return linearize(grad(f), x)[1]
+
+
+def gauss_newton_operator(net: Callable, loss: Callable, params: Any) -> Callable:
+    """v -> J^T H_L J v at ``params`` (see ``gauss_newton_vp``), reusing one recorded forward
+    pass of net: each product is an R-forward walk over the tape, H_L on the outputs and one
+    backward walk (the assignment's section 1.4 without recomputing the forward pass)."""
+    trace, outputs, inputs = _trace_reverse(net, (params,), (0,), {}, "gauss_newton_operator")
+    out_leaves, out_def = tree_flatten(outputs)
+    out_values = tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves])
+    net_jvp = _recorded_jvp(trace, outputs, inputs, "gauss_newton_operator")
+
+    def product(v: Any) -> Any:
+        jv = net_jvp(v)
+        hjv = hvp(loss, out_values, jv)
+        return _pull(trace, out_leaves, tree_flatten(hjv)[0], inputs)[0]
+
+    return product
 
 
 def _single_array(x: Any, who: str) -> Any:

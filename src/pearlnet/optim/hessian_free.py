@@ -4,8 +4,9 @@ Each outer step minimises the local quadratic model
 
     q(d) = f(theta) + g.d + 1/2 d.(B + lambda I) d,   B = Gauss-Newton G (default) or Hessian H,
 
-by conjugate gradient, with B applied through ``gauss_newton_vp`` / ``hvp`` on a curvature
-minibatch and never formed. Martens' ingredients, each optional where he made it so:
+by conjugate gradient, with B applied through ``gauss_newton_operator`` / ``hvp_operator`` on a
+curvature minibatch and never formed (the forward pass is recorded once per outer step).
+Martens' ingredients, each optional where he made it so:
 Levenberg-Marquardt damping driven by the reduction ratio rho (section 4.1), CG warm-started
 from 0.95 times the previous direction (4.5), his relative-progress stopping rule (4.4),
 CG-backtracking over the saved iterates (4.6), the diagonal preconditioner
@@ -19,7 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pearlnet.autodiff import gauss_newton_vp, hvp, ravel, tree_map, value_and_grad
+from pearlnet.autodiff import (
+    gauss_newton_operator,
+    hvp_operator,
+    ravel,
+    tree_map,
+    value_and_grad,
+)
 
 from .base import check_number
 
@@ -156,10 +163,12 @@ class HessianFree:
 
     def _curvature_product(self, flat: np.ndarray, unravel: Callable,
                            batch: Any) -> Callable[[np.ndarray], np.ndarray]:
-        """v -> B v on ``batch`` (B without damping)."""
+        """v -> B v on ``batch`` (B without damping). The passes that do not depend on v (the
+        forward pass; for the Hessian also the backward pass) run once per outer step, so a CG
+        iteration costs only the R-passes (``gauss_newton_operator`` / ``hvp_operator``)."""
         if self.curvature == "hessian":
-            f = self._objective(unravel, batch)
-            return lambda v: np.asarray(hvp(f, flat, v))
+            hess = hvp_operator(self._objective(unravel, batch), flat)
+            return lambda v: np.asarray(hess(v))
 
         def net(w):
             return self.net(unravel(w), batch)
@@ -167,12 +176,11 @@ class HessianFree:
         def loss(z):
             return self.loss(z, batch)
 
-        def product(v):
-            out = np.asarray(gauss_newton_vp(net, loss, flat, v))
-            if self.penalty is not None:
-                out = out + np.asarray(hvp(lambda w: self.penalty(unravel(w)), flat, v))
-            return out
-        return product
+        gn = gauss_newton_operator(net, loss, flat)
+        if self.penalty is None:
+            return lambda v: np.asarray(gn(v))
+        penalty = hvp_operator(lambda w: self.penalty(unravel(w)), flat)
+        return lambda v: np.asarray(gn(v)) + np.asarray(penalty(v))
 
     def _precondition(self, flat, unravel, batch, lam):
         """(sum_i g_i^2 / N + lambda)^(3/4) from per-case gradients (Martens, section 4.7)."""
