@@ -185,6 +185,32 @@ def test_operators_reuse_one_recording_and_match_the_dense_matrices(small_net, r
         net_jvp(flat, flat)
 
 
+def test_hvp_skips_the_products_that_only_the_primal_gradient_needs(monkeypatch, rng):
+    # forward mode leaves a matmul's output pending (its forward rules never read it); hvp
+    # returns tangents only, so x^T g of the primal gradient is never computed, while jvp,
+    # which returns the primal too, computes it
+    from pearlnet.numpy import linalg
+
+    calls = []
+    impl = linalg.matmul.impl
+    monkeypatch.setattr(linalg.matmul, "impl", lambda *a, **k: calls.append(1) or impl(*a, **k))
+    x, w, v = rng.standard_normal((5, 3)), rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+
+    def f(w):
+        return pnp.sum(pnp.tanh(x @ w))
+
+    hv = hvp(f, w, v)
+    n_hvp = len(calls)
+    calls.clear()
+    g, hv2 = jvp(grad(f), (w,), (v,))
+    assert len(calls) == n_hvp + 1
+    np.testing.assert_allclose(hv, hv2, rtol=1e-14)
+    np.testing.assert_allclose(g, grad(f)(w), rtol=1e-14)
+    # a pending value reads like any other: shape and dtype without computing, value on demand
+    _, t = jvp(lambda w: (x @ w).shape[1] * pnp.sum((x @ w).astype(np.float32)), (w,), (v,))
+    assert t.dtype == np.float32 and t == pytest.approx(4 * np.sum(x @ v), rel=1e-5)
+
+
 def test_operators_take_the_complex_step(small_net, rng):
     # the operator's H v against the complex step on the gradient, Im grad f(x + ihv)/h
     params, x = small_net

@@ -51,7 +51,7 @@ class Primitive:
     stop_gradient) strips every tracer and returns a plain value.
     """
 
-    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable")
+    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
         if name in primitives:
@@ -61,6 +61,10 @@ class Primitive:
         self.vjps: tuple = ()
         self.jvps: tuple = ()
         self.differentiable = differentiable
+        # (shape, dtype) of the output from the arguments (None: compute now), for primitives
+        # whose forward rules never read the output: forward mode then computes the output
+        # only when it is read (the primal gradient under hvp = jvp(grad) never is)
+        self.output_spec: Callable | None = None
         primitives[name] = self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -134,7 +138,7 @@ class Tracer:
     ``Tracer.register_operators``; the engine itself only needs ``value`` and ``trace``.
     """
 
-    __slots__ = ("value", "trace")
+    __slots__ = ("trace",)
 
     @property
     def level(self) -> int:
@@ -149,7 +153,7 @@ class ReverseTracer(Tracer):
     arguments it was applied to (unwrapped at this level) and its traced parents as a flat
     tuple (argument position, tape index, ...). Inputs have no primitive."""
 
-    __slots__ = ("index", "prim", "args", "params", "parents")
+    __slots__ = ("value", "index", "prim", "args", "params", "parents")
 
     def __init__(self, value: Any, trace: ReverseTrace, index: int, prim: Any = None,
                  args: Any = (), params: Any = None, parents: tuple = ()) -> None:
@@ -163,12 +167,25 @@ class ReverseTracer(Tracer):
 
 
 class ForwardTracer(Tracer):
-    __slots__ = ("tangent",)
+    """A primal value with its tangent. The primal may be pending: (impl, args, params, shape,
+    dtype) of a primitive whose output nobody has read yet; reading ``value`` computes it."""
 
-    def __init__(self, value: Any, trace: ForwardTrace, tangent: Any) -> None:
-        self.value = value
+    __slots__ = ("_value", "pending", "tangent")
+
+    def __init__(self, value: Any, trace: ForwardTrace, tangent: Any,
+                 pending: tuple | None = None) -> None:
+        self._value = value
         self.trace = trace
         self.tangent = tangent
+        self.pending = pending
+
+    @property
+    def value(self) -> Any:
+        if self.pending is not None:
+            impl, args, params = self.pending[:3]
+            self._value = impl(*args, **params)
+            self.pending = None
+        return self._value
 
 
 class ReverseTrace:
@@ -285,7 +302,19 @@ class ForwardTrace:
                         nested = True
                 else:
                     nested = True
+        spec = prim.output_spec(*vals, **params) if prim.output_spec and not nested else None
+        if spec is not None:
+            out = self._tangent(prim, tangents, None, vals, params)
+            if out is not None:
+                return ForwardTracer(None, self, out, (prim.impl, vals, params) + tuple(spec))
         ans = prim(*vals, **params) if nested else prim.impl(*vals, **params)
+        out = self._tangent(prim, tangents, ans, vals, params)
+        if out is None:  # only non-differentiable arguments were traced here
+            return ans
+        return ForwardTracer(ans, self, out)
+
+    @staticmethod
+    def _tangent(prim: Primitive, tangents: list, ans: Any, vals: list, params: dict) -> Any:
         out = None
         for i, t in tangents:
             rule = prim.jvps[i]
@@ -293,6 +322,4 @@ class ForwardTrace:
                 continue
             c = rule(t, ans, *vals, **params)
             out = c if out is None else out + c
-        if out is None:  # only non-differentiable arguments were traced here
-            return ans
-        return ForwardTracer(ans, self, out)
+        return out

@@ -63,6 +63,11 @@ def _trace_reverse(f: Callable, args: tuple, argnums: tuple[int, ...], kwargs: d
     return trace, out, inputs
 
 
+def strip_level(x: Any, trace: ForwardTrace) -> Any:
+    """The value of a forward tracer of ``trace`` (computed now if pending), else x."""
+    return x.value if isinstance(x, ForwardTracer) and x.trace is trace else x
+
+
 def _unbox(trace: ReverseTrace, x: Any) -> Any:
     return x.value if isinstance(x, ReverseTracer) and x.trace is trace else x
 
@@ -162,6 +167,10 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     ``primals`` and ``tangents`` are tuples of equal length whose entries have equal structure
     and shapes. Cost: about two to three evaluations of f, in one pass.
     """
+    return _jvp(f, primals, tangents, primal_out=True)
+
+
+def _jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any], primal_out: bool):
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples, e.g. jvp(f, (x,), (v,))")
     if len(primals) != len(tangents):
@@ -187,12 +196,15 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     values, outs = [], []
     for o in out_leaves:
         if isinstance(o, ForwardTracer) and o.trace is trace:
-            values.append(o.value)
+            values.append(o)
             outs.append(o.tangent)
         else:
             values.append(o)
             outs.append(_zeros_like(o))
-    return tree_unflatten(out_def, values), tree_unflatten(out_def, outs)
+    if not primal_out:  # unread pending primals are never computed
+        return None, tree_unflatten(out_def, outs)
+    return tree_unflatten(out_def, [strip_level(v, trace) for v in values]), \
+        tree_unflatten(out_def, outs)
 
 
 def hvp(f: Callable, x: Any, v: Any) -> Any:
@@ -201,7 +213,8 @@ def hvp(f: Callable, x: Any, v: Any) -> Any:
     Forward over reverse: jvp of grad, the R{.} operator applied to the backward pass
     (Pearlmutter 1994). Cost: about two gradient evaluations; H is never formed.
     """
-    return jvp(grad(f), (x,), (v,))[1]
+    # the primal gradient is not returned, so the products computing only it are skipped
+    return _jvp(grad(f), (x,), (v,), primal_out=False)[1]
 
 
 def gauss_newton_vp(net: Callable, loss: Callable, params: Any, v: Any) -> Any:

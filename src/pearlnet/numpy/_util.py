@@ -6,12 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from pearlnet.autodiff.core import Primitive, Tracer, strip
+from pearlnet.autodiff.core import ForwardTracer, Primitive, Tracer, strip
 
 __all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis"]
 
 
+def _pending_spec(x: Any) -> tuple | None:
+    """(shape, dtype) of a value under tracers that is not computed yet, else None."""
+    while isinstance(x, Tracer):
+        if isinstance(x, ForwardTracer) and x.pending is not None:
+            return x.pending[3:5]
+        x = x.value
+    return None
+
+
 def shape_of(x: Any) -> tuple:
+    if isinstance(x, Tracer):
+        spec = _pending_spec(x)
+        if spec is not None:
+            return spec[0]
     x = strip(x)  # a tracer's shape property calls back here: read the value under it
     try:
         return x.shape  # arrays and NumPy scalars have it
@@ -20,6 +33,10 @@ def shape_of(x: Any) -> tuple:
 
 
 def dtype_of(x: Any) -> np.dtype:
+    if isinstance(x, Tracer):
+        spec = _pending_spec(x)
+        if spec is not None:
+            return spec[1]
     return np.result_type(strip(x))
 
 

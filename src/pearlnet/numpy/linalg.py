@@ -47,8 +47,20 @@ def _matmul_jvp_y(t, ans, x, y):
     return matmul(x, t)
 
 
+def _matmul_output_spec(x, y):
+    xs, ys = np.shape(x), np.shape(y)
+    if len(xs) < 2 or len(ys) < 2 or xs[-1] != ys[-2]:
+        return None  # vectors, or a shape error NumPy should report now
+    try:
+        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
+    except ValueError:
+        return None
+    return batch + (xs[-2], ys[-1]), np.result_type(x, y)
+
+
 matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
 matmul.defjvp(_matmul_jvp_x, _matmul_jvp_y)
+matmul.output_spec = _matmul_output_spec  # its forward rules never read the product
 
 
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:

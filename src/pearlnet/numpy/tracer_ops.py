@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from pearlnet.autodiff.core import Primitive, Tracer, strip
 
 from . import elementwise as ew
 from . import linalg, nondiff, reductions, shapes
+from ._util import dtype_of
 
 
 def _namespace():
@@ -100,7 +99,7 @@ _OPERATORS = {
     "flatten": shapes.ravel, "clip": ew.clip,
     "item": lambda self: strip(self).item(),
     "shape": property(lambda self: shapes.shape_of(self)),
-    "dtype": property(lambda self: np.result_type(strip(self))),
+    "dtype": property(lambda self: dtype_of(self)),
     "ndim": property(lambda self: len(shapes.shape_of(self))),
     "size": property(lambda self: nondiff.size(self)),
     "T": property(lambda self: shapes.transpose(self)),
