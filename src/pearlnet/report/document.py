@@ -635,9 +635,11 @@ def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Pa
             for kind, content in lines:
                 if kind == "math":
                     pages.math(content)
+                elif content in (_FOR_UP, _FOR_DOWN):
+                    pages.y -= 0.006
+                    pages.text(content, size=9.5, indent=0.02, gap=0.0)
                 else:
-                    pages.text(content, size=9.5, indent=0.02 if content in
-                               (_FOR_UP, _FOR_DOWN) else 0.0)
+                    pages.text(content, size=9.5)
         pages.flush()
         for entry in figures:
             entry.figure.text(0.01, 0.005, entry.filename, fontsize=7, color="gray")
