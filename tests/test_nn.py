@@ -185,6 +185,10 @@ def test_crossentropy_labels_one_hot_logits_probabilities_agree(rng):
     np.testing.assert_allclose(g, (p - onehot) / 5, rtol=1e-12)
     # fused form stays finite for huge logits
     assert np.isfinite(cce(labels, 1e4 * logits, from_logits=True))
+    # from probabilities the gradient is -y/(n p), also at p = 1 exactly (a saturated softmax)
+    q = np.array([[1.0, 0.0], [0.25, 0.75]])
+    g = pearlnet.grad(lambda q: cce(np.array([0, 1]), q))(q)
+    np.testing.assert_allclose(g, [[-0.5, 0.0], [0.0, -1 / 1.5]], rtol=1e-15)
 
 
 def test_binary_crossentropy_logits_and_probabilities_agree(rng):
