@@ -59,7 +59,8 @@ def _labels_or_onehot(name: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray |
 def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
                              axis: int = -1) -> Any:
     """-(1/n) sum_i sum_k y_ik log p_ik. From probabilities p = y_pred (raised to at least 1e-7,
-    the course's formula; no upper clip, whose tie rule would halve the gradient at p = 1); from logits, log p = logits - logsumexp(logits), fused and stable.
+    the course's formula; no upper clip, whose tie rule would halve the gradient at p = 1);
+    from logits, log p = logits - logsumexp(logits), fused and stable.
     y_true: integer labels (N,) or one-hot rows (N, K)."""
     labels, target = _labels_or_onehot("categorical_crossentropy", y_true, y_pred)
     if from_logits:
