@@ -304,6 +304,24 @@ SPECS: list[Spec] = [
           case([(3, 4), (4, 5)], spec="ij,jk->i"),
           case([(2, 3), (3, 4), (4, 2)], spec="ij,jk,kl->il"),
           case([(2, 3, 4), (1, 4, 5)], spec="...ij,...jk->...ik")]),
+    # ---- windows of NCHW arrays (convolution, pooling)
+    Spec("im2col", lambda x, kernel, stride, padding: pnp.im2col(x, kernel, stride, padding),
+         ("im2col",),
+         [case((2, 3, 5, 5), kernel=3, stride=1, padding=0),
+          case((1, 2, 6, 7), kernel=(3, 2), stride=(2, 1), padding=((1, 0), (2, 1))),
+          case((2, 1, 4, 4), kernel=2, stride=2, padding=1)]),
+    Spec("col2im", lambda c, shape, kernel, stride, padding: pnp.col2im(c, shape, kernel, stride,
+                                                                        padding),
+         ("col2im",),
+         [case((3, 3, 3, 3, 3, 2), shape=(2, 3, 5, 5), kernel=3, stride=1, padding=0),
+          case((2, 3, 2, 3, 9, 1), shape=(1, 2, 6, 7), kernel=(3, 2), stride=(2, 1),
+               padding=((1, 0), (2, 1))),
+          case((1, 2, 2, 3, 3, 2), shape=(2, 1, 4, 4), kernel=2, stride=2, padding=1)]),
+    Spec("window_max", lambda x, kernel, stride: pnp.window_max(x, kernel, stride),
+         ("window_max",),
+         [case((2, 2, 4, 4), kernel=2, stride=None),
+          case((1, 2, 5, 6), kernel=(2, 3), stride=(1, 2)),
+          case((1, 1, 5, 5), kernel=3, stride=1)], _distinct),
 ]
 
 SPEC_BY_NAME = {s.name: s for s in SPECS}
@@ -313,6 +331,51 @@ assert len(SPEC_BY_NAME) == len(SPECS), "spec names must be unique"
 def _np_untake(g, index, shape):
     out = np.zeros(shape)
     np.add.at(out, index, g)
+    return out
+
+
+def _window_geometry(shape, kernel, stride, padding):
+    """(kh, kw), (sh, sw), ((top, bottom), (left, right)), (OH, OW) of NCHW windows."""
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    kernel, stride = pair(kernel), pair(stride)
+    padding = tuple(pair(p) for p in pair(padding))
+    out = tuple((shape[2 + a] + sum(padding[a]) - kernel[a]) // stride[a] + 1 for a in (0, 1))
+    return kernel, stride, padding, out
+
+
+def _np_im2col(x, kernel, stride, padding):
+    (kh, kw), (sh, sw), pad, (oh, ow) = _window_geometry(x.shape, kernel, stride, padding)
+    xp = np.pad(x, ((0, 0), (0, 0), *pad))
+    out = np.zeros((x.shape[1], kh, kw, oh, ow, x.shape[0]), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            for p in range(oh):
+                for q in range(ow):
+                    out[:, i, j, p, q, :] = xp[:, :, p * sh + i, q * sw + j].T
+    return out
+
+
+def _np_col2im(cols, shape, kernel, stride, padding):
+    (kh, kw), (sh, sw), pad, (oh, ow) = _window_geometry(shape, kernel, stride, padding)
+    (top, bottom), (left, right) = pad
+    out = np.zeros((*shape[:2], shape[2] + top + bottom, shape[3] + left + right), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            for p in range(oh):
+                for q in range(ow):
+                    out[:, :, p * sh + i, q * sw + j] += cols[:, i, j, p, q, :].T
+    return out[:, :, top:top + shape[2], left:left + shape[3]]
+
+
+def _np_window_max(x, kernel, stride):
+    (kh, kw), (sh, sw), _, (oh, ow) = _window_geometry(x.shape, kernel,
+                                                       kernel if stride is None else stride, 0)
+    out = np.zeros((*x.shape[:2], oh, ow), dtype=x.dtype)
+    for p in range(oh):
+        for q in range(ow):
+            out[:, :, p, q] = x[:, :, p * sh:p * sh + kh, q * sw:q * sw + kw].max(axis=(2, 3))
     return out
 
 
@@ -357,6 +420,10 @@ REFERENCE: dict[str, Callable] = {
     "matmul": np.matmul, "matmul_operator": np.matmul, "dot": np.dot, "dot_scalar": np.dot,
     "tensordot": np.tensordot, "outer": np.outer, "inner": np.inner,
     "einsum": lambda *xs, spec: np.einsum(spec, *xs),
+    "im2col": lambda x, kernel, stride, padding: _np_im2col(x, kernel, stride, padding),
+    "col2im": lambda c, shape, kernel, stride, padding: _np_col2im(c, shape, kernel, stride,
+                                                                   padding),
+    "window_max": lambda x, kernel, stride: _np_window_max(x, kernel, stride),
 }
 
 

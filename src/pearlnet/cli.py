@@ -2,6 +2,8 @@
 
     pearlnet train --dataset fashion-mnist --layers 256,256 --activation relu --optimizer adam \\
         --lr 1e-3 --epochs 10 --batch-size 128 --save model.pnl
+    pearlnet train --model lenet5 --dataset fashion-mnist
+    pearlnet train --model lstm --dataset sine
     pearlnet evaluate model.pnl --dataset fashion-mnist
     pearlnet autoencoder --dataset fashion-mnist --archs 784-2,784-128-2,784-256-64-2 \\
         --optimizers sgd,momentum,rmsprop,adam,hf --epochs 20 --batch-size 100 \\
@@ -21,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = ("fashion-mnist", "mnist", "digits")
+DATASETS = ("fashion-mnist", "mnist", "digits", "sine")
+MODELS = ("mlp", "lenet5", "lstm")
 
 # The default recipe per dataset: what `pearlnet train --dataset NAME` runs.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -32,6 +35,23 @@ RECIPES: dict[str, dict[str, Any]] = {
     "digits": {"layers": [512], "dropout": 0.3, "epochs": 100, "batch_size": 32,
                "lr": 1e-3, "schedule": "cosine"},
 }
+
+# The recipes of the other models, per (model, dataset); the pairs not listed are refused.
+MODEL_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("lenet5", "fashion-mnist"): {"epochs": 15, "batch_size": 128, "lr": 2e-3,
+                                  "schedule": "cosine", "weight_decay": 0.05},
+    ("lenet5", "mnist"): {"epochs": 10, "batch_size": 128, "lr": 2e-3, "schedule": "cosine",
+                          "weight_decay": 0.05},
+    ("lstm", "fashion-mnist"): {"units": 128, "epochs": 10, "batch_size": 128, "lr": 2e-3,
+                                "schedule": "cosine"},
+    ("lstm", "mnist"): {"units": 128, "epochs": 10, "batch_size": 128, "lr": 2e-3,
+                        "schedule": "cosine"},
+    ("lstm", "digits"): {"units": 64, "epochs": 60, "batch_size": 32, "lr": 3e-3,
+                         "schedule": "cosine"},
+    ("lstm", "sine"): {"units": 32, "epochs": 5, "batch_size": 64, "lr": 5e-3,
+                       "schedule": "cosine"},
+}
+MLP_ONLY = ("layers", "dropout")
 
 
 def _layers(text: str) -> list[int]:
@@ -134,12 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pearlnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a fully connected classifier")
+    train = sub.add_parser("train", help="train a classifier (fully connected, LeNet-5 or "
+                           "row-by-row LSTM) or the LSTM on noisy sine waves")
+    train.add_argument("--model", choices=MODELS, default="mlp",
+                       help="mlp (default), lenet5 (28x28 images) or lstm (images read row by "
+                       "row, or --dataset sine: the next value of noisy sine waves)")
     train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
-    train.add_argument("--layers", type=_layers, help="hidden widths, e.g. 256,256 "
+    train.add_argument("--layers", type=_layers, help="mlp: hidden widths, e.g. 256,256 "
                        "(default: the dataset's recipe)")
-    train.add_argument("--activation", type=_activation, default="relu")
-    train.add_argument("--dropout", type=_fraction)
+    train.add_argument("--units", type=_positive_int, help="lstm: hidden units")
+    train.add_argument("--activation", type=_activation, default="relu",
+                       help="mlp: hidden activation")
+    train.add_argument("--dropout", type=_fraction, help="mlp: dropout after each hidden layer")
     train.add_argument("--optimizer", type=_optimizer, default="adam")
     train.add_argument("--lr", type=_positive_float)
     train.add_argument("--schedule", choices=("constant", "cosine"))
@@ -211,14 +237,37 @@ def load_dataset(name: str, root: str | None = None, download: bool = True):
 
     if name == "digits":
         return data.load_digits()
+    if name == "sine":
+        return data.load_sine()
     loader = data.load_fashion_mnist if name == "fashion-mnist" else data.load_mnist
     return loader(root=root, download=download)
 
 
+def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 (parser.error) on a model that does not fit the dataset, before data is read."""
+    if args.model == "mlp":
+        if args.dataset == "sine":
+            parser.error("--dataset sine is a sequence task: use --model lstm")
+        if args.units is not None:
+            parser.error("--units applies to --model lstm")
+        return
+    if (args.model, args.dataset) not in MODEL_RECIPES:
+        fits = ", ".join(d for m, d in MODEL_RECIPES if m == args.model)
+        parser.error(f"--model {args.model} does not fit --dataset {args.dataset} (it takes: "
+                     f"{fits})")
+    for key in MLP_ONLY:
+        if getattr(args, key) is not None:
+            parser.error(f"--{key} applies to --model mlp, not --model {args.model}")
+    if args.model == "lenet5" and args.units is not None:
+        parser.error("--units applies to --model lstm")
+
+
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
-    recipe = dict(RECIPES[args.dataset])
-    for key in ("layers", "dropout", "lr", "schedule", "epochs", "batch_size"):
-        value = getattr(args, key)
+    table = RECIPES[args.dataset] if args.model == "mlp" else MODEL_RECIPES[
+        (args.model, args.dataset)]
+    recipe = dict(table)
+    for key in ("layers", "dropout", "units", "lr", "schedule", "epochs", "batch_size"):
+        value = getattr(args, key, None)
         if value is not None:
             recipe[key] = value
     return recipe
@@ -240,6 +289,38 @@ def build_classifier(input_shape: tuple, num_classes: int, mean: float, std: flo
     return pearlnet.Model(stack, seed=seed)
 
 
+def build_for_dataset(args: argparse.Namespace, recipe: dict, x_train: np.ndarray,
+                      num_classes: int) -> tuple[Any, np.ndarray]:
+    """(model, training inputs as the model takes them) for --model and --dataset."""
+    if args.dataset == "sine":
+        from pearlnet.models import lstm_regressor
+
+        return lstm_regressor(steps=x_train.shape[1], features=x_train.shape[2],
+                              units=recipe["units"], seed=args.seed), x_train
+    pixels = x_train.astype(np.float64)
+    mean, std = float(pixels.mean()), float(pixels.std())
+    if args.model == "lenet5":
+        from pearlnet.models import lenet5
+
+        images = x_train.reshape(len(x_train), 1, *x_train.shape[1:])
+        return lenet5(images.shape[1:], num_classes, mean=mean, std=std, seed=args.seed), images
+    if args.model == "lstm":
+        from pearlnet.models import lstm_classifier
+
+        return lstm_classifier(x_train.shape[1:], num_classes, units=recipe["units"], mean=mean,
+                               std=std, seed=args.seed), x_train
+    return build_classifier(x_train.shape[1:], num_classes, mean, std, recipe["layers"],
+                            args.activation, recipe["dropout"], args.seed), x_train
+
+
+def _as_model_input(model: Any, x: np.ndarray) -> np.ndarray:
+    """Images (N, H, W) as (N, 1, H, W) for a model built for channels, else x."""
+    shape = tuple(model.input_shape)
+    if x.shape[1:] != shape and shape == (1, *x.shape[1:]):
+        return x.reshape(len(x), *shape)
+    return x
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pearlnet import optim
     from pearlnet.optim import schedules
@@ -247,10 +328,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = _recipe(args)
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
                                                         not args.no_download)
-    pixels = x_train.astype(np.float64)
-    model = build_classifier(x_train.shape[1:], int(y_train.max()) + 1, float(pixels.mean()),
-                             float(pixels.std()), recipe["layers"], args.activation,
-                             recipe["dropout"], args.seed)
+    regression = args.dataset == "sine"
+    num_classes = 0 if regression else int(y_train.max()) + 1
+    model, x_train = build_for_dataset(args, recipe, x_train, num_classes)
+    x_test = _as_model_input(model, x_test)
     steps_per_epoch = math.ceil(len(x_train) * (1 - args.validation_split)
                                 / recipe["batch_size"])
     lr = recipe["lr"]
@@ -258,19 +339,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr = schedules.cosine(lr, total_steps=recipe["epochs"] * steps_per_epoch)
     opt = optim.get(args.optimizer)
     opt.lr = lr
-    model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
-    print(f"pearlnet train: {args.dataset}, {len(x_train)} training and {len(x_test)} test "
-          f"images; {model.count_params():,} parameters; {args.optimizer} "
-          f"lr {recipe['lr']:g} ({recipe['schedule']}), batch {recipe['batch_size']}, "
-          f"{recipe['epochs']} epochs", flush=True)
+    opt.weight_decay = recipe.get("weight_decay", 0.0)  # decoupled, on the kernels only
+    if regression:
+        model.compile(loss="mse", optimizer=opt)
+    else:
+        model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
+    decay = f", weight decay {opt.weight_decay:g}" if opt.weight_decay else ""
+    print(f"pearlnet train: {args.model} on {args.dataset}, {len(x_train)} training and "
+          f"{len(x_test)} test {'series' if regression else 'images'}; "
+          f"{model.count_params():,} parameters; {args.optimizer} lr {recipe['lr']:g} "
+          f"({recipe['schedule']}){decay}, batch {recipe['batch_size']}, "
+          f"{recipe['epochs']} epochs",
+          flush=True)
     t0 = time.perf_counter()
     model.fit(x_train, y_train, batch_size=recipe["batch_size"], epochs=recipe["epochs"],
               validation_split=args.validation_split, verbose=0 if args.quiet else 1,
               seed=args.seed)
     seconds = time.perf_counter() - t0
     result = model.evaluate(x_test, y_test)
-    print(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
-          f"after {seconds:.1f} s of training")
+    if regression:
+        from pearlnet.data import last_value_mse
+
+        print(f"test mean squared error {result['loss']:.5f} (repeating the last value: "
+              f"{last_value_mse(x_test, y_test):.5f}) after {seconds:.1f} s of training")
+    else:
+        print(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
+              f"after {seconds:.1f} s of training")
     if args.save:
         model.save(args.save)
         print(f"saved to {args.save}")
@@ -282,13 +376,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = pearlnet.load_model(args.model)
     _, (x_test, y_test) = load_dataset(args.dataset, args.data_root, not args.no_download)
+    x_test = _as_model_input(model, x_test)
     if x_test.shape[1:] != tuple(model.input_shape):
         print(f"pearlnet evaluate: the model takes inputs of shape {model.input_shape}, "
               f"{args.dataset} has {x_test.shape[1:]}", file=sys.stderr)
         return 2
     result = model.evaluate(x_test, y_test)
-    print(f"{args.dataset} test: accuracy {100 * result['accuracy']:.2f}%, "
-          f"loss {result['loss']:.4f}")
+    if "accuracy" not in result:
+        print(f"{args.dataset} test: loss {result['loss']:.5f}")
+    else:
+        print(f"{args.dataset} test: accuracy {100 * result['accuracy']:.2f}%, "
+              f"loss {result['loss']:.4f}")
     return 0
 
 
@@ -382,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "autoencoder":
         check_autoencoder_args(parser, args)
+    if args.command == "train":
+        check_train_args(parser, args)
     try:
         if args.command == "train":
             return cmd_train(args)

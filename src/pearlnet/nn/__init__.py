@@ -1,4 +1,5 @@
-"""pearlnet.nn: modules, layers, activations, losses, initialisers and regularisers."""
+"""pearlnet.nn: modules, dense, convolutional and recurrent layers, activations, losses,
+initialisers and regularisers."""
 
 from . import activations, initializers, losses, regularizers  # noqa: F401
 from .activations import (  # noqa: F401
@@ -14,6 +15,16 @@ from .activations import (  # noqa: F401
     softplus,
     swish,
     tanh,
+)
+from .conv import (  # noqa: F401
+    AvgPool2D,
+    Conv2D,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    avg_pool2d,
+    conv2d,
+    global_avg_pool2d,
+    max_pool2d,
 )
 from .layers import (  # noqa: F401
     ELU,
@@ -36,6 +47,7 @@ from .layers import (  # noqa: F401
     Tanh,
 )
 from .module import Module, Sequential  # noqa: F401
+from .recurrent import GRU, LSTM, RNN, Bidirectional  # noqa: F401
 from .regularizers import L1, L1L2, L2  # noqa: F401
 
 __all__ = ["Module", "Sequential", "Dense", "Dropout", "BatchNorm", "Flatten", "Standardize",
@@ -43,4 +55,6 @@ __all__ = ["Module", "Sequential", "Dense", "Dropout", "BatchNorm", "Flatten", "
            "PReLU", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "AbsReLU", "Softplus", "Swish",
            "Mish", "ELU", "Softmax", "LogSoftmax", "sigmoid", "tanh", "relu", "leaky_relu",
            "abs_relu", "softplus", "swish", "mish", "elu", "linear", "softmax", "log_softmax",
-           "losses", "initializers", "regularizers", "activations", "L1", "L2", "L1L2"]
+           "losses", "initializers", "regularizers", "activations", "L1", "L2", "L1L2",
+           "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "conv2d", "max_pool2d",
+           "avg_pool2d", "global_avg_pool2d", "RNN", "LSTM", "GRU", "Bidirectional"]

@@ -57,9 +57,12 @@ def _lists(node: Any) -> Any:
 
 
 def _layer_registry() -> dict[str, type]:
-    import pearlnet.nn.layers as layers
+    """Every layer class pearlnet.nn exports (dense, convolutional, recurrent), by name."""
+    import pearlnet.nn as nn
+    from pearlnet.nn.module import Module
 
-    return {name: getattr(layers, name) for name in layers.__all__}
+    return {name: obj for name in nn.__all__ if isinstance(obj := getattr(nn, name), type)
+            and issubclass(obj, Module)}
 
 
 def _optimizer_config(opt: Any) -> dict | None:

@@ -1,0 +1,106 @@
+"""LeNet-5 step: pearlnet against PyTorch, forward + backward on one batch.
+
+conv 6@5x5 pad 2 - ReLU - max-pool 2 - conv 16@5x5 - ReLU - max-pool 2 - dense 120 - 84 - 10
+(61,706 parameters), softmax cross-entropy from logits, float32, a batch of 128 random 28x28
+images. One step = the loss and its gradient with respect to every parameter (no update).
+Prints milliseconds per step (median over interleaved rounds after a warm-up) and the ratio
+pearlnet / PyTorch per round (median). Threads: PyTorch torch.set_num_threads(2); pearlnet
+uses what OpenBLAS is given (both cores unless OPENBLAS_NUM_THREADS says otherwise).
+
+Run: python bench/cnn.py [--rounds 30] [--steps 5] [--batch 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+class PearlnetStep:
+    def __init__(self, x, y, seed):
+        import pearlnet
+        from pearlnet.models import lenet5
+
+        self.model = lenet5(seed=seed)
+        self.model.compile(loss="categorical_crossentropy", optimizer="sgd")
+        self.fn = pearlnet.value_and_grad(self.model.objective, has_aux=True)
+        self.x, self.y = x, y
+
+    def step(self):
+        (loss, _), grads = self.fn(self.model.params, self.x, self.y, self.model.state, True)
+        return float(loss)
+
+
+class TorchStep:
+    def __init__(self, x, y, seed):
+        import torch
+
+        torch.set_num_threads(2)
+        torch.manual_seed(seed)
+        nn = torch.nn
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        self.lossf = nn.CrossEntropyLoss()
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step(self):
+        self.net.zero_grad(set_to_none=True)
+        loss = self.lossf(self.net(self.x), self.y)
+        loss.backward()
+        return loss.item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30,
+                    help="timed rounds; each round times --steps steps of every system in turn")
+    ap.add_argument("--steps", type=int, default=5, help="steps per system per round")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds of rest before each timed block (see below)")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    x = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, args.batch).astype(np.int64)
+    systems = []
+    for name, cls in (("pearlnet", PearlnetStep), ("PyTorch 2 threads", TorchStep)):
+        try:
+            systems.append((name, cls(x, y, 0)))
+        except ImportError:
+            print(f"{name}: not installed")
+    # interleaved rounds: the machine is shared, so every system meets the same conditions;
+    # the first round is a warm-up. Before each timed block a pause lets the other library's
+    # worker threads stop spinning (OpenBLAS and OpenMP busy-wait for a while after their
+    # last task), so neither system is timed while the other one's idle threads hold a core;
+    # one untimed step then wakes the system's own threads.
+    times = {name: [] for name, _ in systems}
+    for _ in range(args.rounds + 1):
+        for name, run in systems:
+            time.sleep(args.pause)
+            run.step()
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                run.step()
+            times[name].append((time.perf_counter() - t0) / args.steps)
+    ours = np.array(times["pearlnet"][1:])
+    print(f"LeNet-5 forward + backward, batch {args.batch} x 1 x 28 x 28, float32; "
+          f"{args.rounds} interleaved rounds of {args.steps} steps after a warm-up; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'system':<20}{'ms/step (median)':>18}{'pearlnet / system':>20}")
+    for name, _ in systems:
+        t = np.array(times[name][1:])
+        ratio = float(np.median(ours / t))  # per round: both saw the same machine
+        print(f"{name:<20}{1e3 * statistics.median(t):>18.2f}{ratio:>20.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
