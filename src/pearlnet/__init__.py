@@ -6,6 +6,7 @@ Gauss-Newton-vector product, each checkable against finite differences and the c
 
 # importing any submodule runs pearlnet.autodiff first (pearlnet.numpy builds on its engine)
 from . import check, nn, numpy, optim  # noqa: F401
+from ._malloc import keep_freed_memory
 from .autodiff import (  # noqa: F401
     Primitive,
     gauss_newton_operator,
@@ -26,8 +27,10 @@ from .autodiff import (  # noqa: F401
 )
 from .train import Model, load_model  # noqa: F401
 
+keep_freed_memory()  # freed arrays are reused, not faulted in anew (pearlnet/_malloc.py)
+
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
            "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "ravel",
            "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
-           "check", "numpy", "nn", "optim", "Model", "load_model"]
+           "check", "numpy", "nn", "optim", "Model", "load_model", "keep_freed_memory"]

@@ -68,6 +68,12 @@ def strip_level(x: Any, trace: ForwardTrace) -> Any:
     return x.value if isinstance(x, ForwardTracer) and x.trace is trace else x
 
 
+def _release(trace: ReverseTrace) -> None:
+    """Drop a finished tape: its tracers point back to the trace, so without this the forward
+    values live until the cyclic garbage collector runs, and memory is faulted in anew."""
+    trace.tape.clear()
+
+
 def _unbox(trace: ReverseTrace, x: Any) -> Any:
     return x.value if isinstance(x, ReverseTracer) and x.trace is trace else x
 
@@ -116,6 +122,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0,
             from .tree import tree_map
             aux = tree_map(lambda a: _unbox(trace, a), aux)
         g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        _release(trace)
         return ((value, aux) if has_aux else value), g
 
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
@@ -231,7 +238,9 @@ def gauss_newton_vp(net: Callable, loss: Callable, params: Any, v: Any) -> Any:
     jv_leaves = [_unbox(trace, t) for t in tree_flatten(jv)[0]]
     out_values = tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves])
     hjv = hvp(loss, out_values, tree_unflatten(out_def, jv_leaves))
-    return _pull(trace, out_leaves, tree_flatten(hjv)[0], inputs)[0]
+    result = _pull(trace, out_leaves, tree_flatten(hjv)[0], inputs)[0]
+    _release(trace)
+    return result
 
 
 def _recorded_jvp(trace: ReverseTrace, out: Any, inputs: list, who: str) -> Callable:
