@@ -19,6 +19,7 @@ from pearlnet.numpy.conv import _padding, _pair, conv_output_size
 
 from . import activations as act
 from . import initializers, regularizers
+from .layers import kernel_and_bias_penalty
 from .module import Module
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "Conv2D", "MaxPool2D",
@@ -230,12 +231,7 @@ class Conv2D(Module):
         return self.activation(y), {}
 
     def penalty(self, params: dict) -> Any:
-        total = 0.0
-        if self.kernel_regularizer is not None:
-            total = total + self.kernel_regularizer(params["W"])
-        if self.bias_regularizer is not None and self.use_bias:
-            total = total + self.bias_regularizer(params["b"])
-        return total
+        return kernel_and_bias_penalty(self, params)
 
     def get_config(self) -> dict:
         padding = self.padding if isinstance(self.padding, str) else [list(p)

@@ -28,6 +28,16 @@ def _check_features(layer: Module, x: Any, expected: tuple) -> None:
                          f"{', '.join(map(str, expected))}), got {pnp.shape(x)}")
 
 
+def kernel_and_bias_penalty(layer: Module, params: dict) -> Any:
+    """The layer's kernel_regularizer(W) + bias_regularizer(b) (0.0 when it has neither)."""
+    total = 0.0
+    if layer.kernel_regularizer is not None:
+        total = total + layer.kernel_regularizer(params["W"])
+    if layer.bias_regularizer is not None and layer.use_bias:
+        total = total + layer.bias_regularizer(params["b"])
+    return total
+
+
 class Dense(Module):
     """y = f(x W + b), W of shape (in, units); W ~ N(0, 2/in) by default (He), b = 0.
 
@@ -75,12 +85,7 @@ class Dense(Module):
         return self.activation(y), {}
 
     def penalty(self, params: dict) -> Any:
-        total = 0.0
-        if self.kernel_regularizer is not None:
-            total = total + self.kernel_regularizer(params["W"])
-        if self.bias_regularizer is not None and self.use_bias:
-            total = total + self.bias_regularizer(params["b"])
-        return total
+        return kernel_and_bias_penalty(self, params)
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": getattr(self.activation, "name", None),
