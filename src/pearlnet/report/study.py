@@ -278,6 +278,32 @@ def _loss(ae: Autoencoder, params: dict, x: np.ndarray) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def _new_history(ae: Autoencoder, params: dict, x_eval: np.ndarray | None,
+                 *per_step: str) -> dict[str, Any]:
+    """A training history at epoch 0 (the shape :func:`train_first_order` documents), with an
+    empty list for each name in ``per_step``."""
+    hist: dict[str, Any] = {"epoch": [0], "seconds": [0.0], "train_loss": [math.nan],
+                            "val_loss": [_loss(ae, params, x_eval)] if x_eval is not None
+                            else [], "diverged": None}
+    hist.update({name: [] for name in per_step})
+    return hist
+
+
+def _end_epoch(hist: dict, ae: Autoencoder, params: dict, epoch: int, epochs: int,
+               elapsed: float, train_loss: float, x_eval: np.ndarray | None,
+               tick: Tick | None, stop: Callable[[float], bool] | None) -> bool:
+    """Record a finished epoch (and the loss on ``x_eval``), tick the progress bar; True when
+    ``stop`` ends training here."""
+    hist["epoch"].append(epoch)
+    hist["seconds"].append(elapsed)
+    hist["train_loss"].append(train_loss)
+    if x_eval is not None:
+        hist["val_loss"].append(_loss(ae, params, x_eval))
+    if tick is not None:
+        tick(f"epoch {epoch}/{epochs}")
+    return stop is not None and x_eval is not None and stop(hist["val_loss"][-1])
+
+
 def train_first_order(ae: Autoencoder, params: dict, opt: Any, x: np.ndarray,
                       batch_size: int, epochs: int, seed: int = 0,
                       x_eval: np.ndarray | None = None, tick: Tick | None = None,
@@ -295,9 +321,7 @@ def train_first_order(ae: Autoencoder, params: dict, opt: Any, x: np.ndarray,
     rng = np.random.default_rng(seed)
     state = opt.init(params)
     n = len(x)
-    hist: dict[str, Any] = {"epoch": [0], "seconds": [0.0], "train_loss": [math.nan],
-                            "val_loss": [_loss(ae, params, x_eval)] if x_eval is not None
-                            else [], "diverged": None}
+    hist = _new_history(ae, params, x_eval)
     elapsed, first = 0.0, None
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
@@ -316,14 +340,7 @@ def train_first_order(ae: Autoencoder, params: dict, opt: Any, x: np.ndarray,
         elapsed += time.perf_counter() - t0
         if hist["diverged"] is not None:
             break
-        hist["epoch"].append(epoch)
-        hist["seconds"].append(elapsed)
-        hist["train_loss"].append(total / n)
-        if x_eval is not None:
-            hist["val_loss"].append(_loss(ae, params, x_eval))
-        if tick is not None:
-            tick(f"epoch {epoch}/{epochs}")
-        if stop is not None and x_eval is not None and stop(hist["val_loss"][-1]):
+        if _end_epoch(hist, ae, params, epoch, epochs, elapsed, total / n, x_eval, tick, stop):
             break
     return params, hist
 
@@ -345,9 +362,7 @@ def train_hf(ae: Autoencoder, params: dict, x: np.ndarray, epochs: int,
                      cg_max_iters=settings.cg_max_iters, preconditioner=settings.preconditioner)
     state = hf.init(params)
     n = len(x)
-    hist: dict[str, Any] = {"epoch": [0], "seconds": [0.0], "train_loss": [math.nan],
-                            "val_loss": [_loss(ae, params, x_eval)] if x_eval is not None
-                            else [], "diverged": None, "lambda": [], "rho": [], "cg_iters": []}
+    hist = _new_history(ae, params, x_eval, "lambda", "rho", "cg_iters")
     elapsed = 0.0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
@@ -365,14 +380,7 @@ def train_hf(ae: Autoencoder, params: dict, x: np.ndarray, epochs: int,
                 hist["rho"].append(info["rho"] if math.isfinite(info["rho"]) else None)
                 hist["cg_iters"].append(info["cg_iters"])
         elapsed += time.perf_counter() - t0
-        hist["epoch"].append(epoch)
-        hist["seconds"].append(elapsed)
-        hist["train_loss"].append(total / n)
-        if x_eval is not None:
-            hist["val_loss"].append(_loss(ae, params, x_eval))
-        if tick is not None:
-            tick(f"epoch {epoch}/{epochs}")
-        if stop is not None and x_eval is not None and stop(hist["val_loss"][-1]):
+        if _end_epoch(hist, ae, params, epoch, epochs, elapsed, total / n, x_eval, tick, stop):
             break
     return params, hist
 
