@@ -63,7 +63,7 @@ def _trace_reverse(f: Callable, args: tuple, argnums: tuple[int, ...], kwargs: d
     return trace, out, inputs
 
 
-def strip_level(x: Any, trace: ForwardTrace) -> Any:
+def _forward_value(x: Any, trace: ForwardTrace) -> Any:
     """The value of a forward tracer of ``trace`` (computed now if pending), else x."""
     return x.value if isinstance(x, ForwardTracer) and x.trace is trace else x
 
@@ -210,7 +210,7 @@ def _jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any], primal_ou
             outs.append(_zeros_like(o))
     if not primal_out:  # unread pending primals are never computed
         return None, tree_unflatten(out_def, outs)
-    return tree_unflatten(out_def, [strip_level(v, trace) for v in values]), \
+    return tree_unflatten(out_def, [_forward_value(v, trace) for v in values]), \
         tree_unflatten(out_def, outs)
 
 
@@ -284,8 +284,8 @@ def linearize(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     """
     trace, out, inputs = _trace_reverse(f, primals, tuple(range(len(primals))), {},
                                         "linearize")
-    out_values = tree_unflatten(tree_flatten(out)[1],
-                                [_unbox(trace, o) for o in tree_flatten(out)[0]])
+    out_leaves, out_def = tree_flatten(out)
+    out_values = tree_unflatten(out_def, [_unbox(trace, o) for o in out_leaves])
     return out_values, _recorded_jvp(trace, out, inputs, "linearize")
 
 
