@@ -66,6 +66,20 @@ def squared_error(z, x):
     return 0.5 * pnp.sum((z - x) ** 2) / x.shape[0]
 
 
+def flat_net_and_loss(params, x):
+    """(flat parameters, net(w), loss(z)): the mlp as a function of one parameter vector and
+    the squared error against x, the (net, loss) pair gauss_newton_vp takes."""
+    flat, unravel = ravel(params)
+
+    def net(w):
+        return mlp(unravel(w), x)
+
+    def loss(z):
+        return squared_error(z, x)
+
+    return flat, net, loss
+
+
 @pytest.fixture
 def small_net(rng):
     params = init_mlp(rng, [3, 4, 3])
@@ -108,14 +122,7 @@ def test_gauss_newton_equals_hessian_for_a_one_layer_linear_net(rng):
     # term of the Hessian vanishes and the Gauss-Newton matrix is the Hessian
     params = init_mlp(rng, [4, 4])
     x = rng.standard_normal((6, 4))
-    flat, unravel = ravel(params)
-
-    def net(w):
-        return mlp(unravel(w), x)
-
-    def loss(z):
-        return squared_error(z, x)
-
+    flat, net, loss = flat_net_and_loss(params, x)
     H = hessian(lambda w: loss(net(w)))(flat)
     for _ in range(3):
         v = rng.standard_normal(flat.shape)
@@ -151,14 +158,7 @@ def test_operators_reuse_one_recording_and_match_the_dense_matrices(small_net, r
     # tape with the stored values, so many products (conjugate gradient) agree with the
     # one-shot transforms and with the dense H and J^T H_L J
     params, x = small_net
-    flat, unravel = ravel(params)
-
-    def net(w):
-        return mlp(unravel(w), x)
-
-    def loss(z):
-        return squared_error(z, x)
-
+    flat, net, loss = flat_net_and_loss(params, x)
     H = hessian(lambda w: loss(net(w)))(flat)
     J = jacobian(net)(flat).reshape(-1, flat.size)
     G = J.T @ J / x.shape[0]
