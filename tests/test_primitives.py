@@ -27,6 +27,7 @@ import pearlnet
 import pearlnet.numpy as pnp
 from pearlnet.autodiff.core import ReverseTrace, Tracer, primitives
 from pearlnet.check import GradientCheckError, check_grad, check_hvp, check_jvp
+from pearlnet.numpy.elementwise import sigmoid_grad, tanh_grad
 
 DIRECTIONS = 2
 
@@ -196,6 +197,11 @@ SPECS: list[Spec] = [
     _unary("reciprocal", lambda x: pnp.reciprocal(x), ("divide",), _away),
     _unary("log2", lambda x: pnp.log2(x), ("log", "divide"), _positive),
     _unary("log10", lambda x: pnp.log10(x), ("log", "divide"), _positive),
+    # the fused derivative factors of tanh and sigmoid, g (1 - y^2) and g y (1 - y): both
+    # arguments of one shape (a cotangent and the output it belongs to)
+    _binary("tanh_grad", lambda g, y: tanh_grad(g, y), ("tanh_grad",), cases=BINARY[:3]),
+    _binary("sigmoid_grad", lambda g, y: sigmoid_grad(g, y), ("sigmoid_grad",),
+            cases=BINARY[:3]),
     # ---- elementwise binary (broadcasting)
     _binary("add", lambda x, y: pnp.add(x, y), ("add",)),
     _binary("subtract", lambda x, y: pnp.subtract(x, y), ("subtract",)),
@@ -386,6 +392,7 @@ REFERENCE: dict[str, Callable] = {
     "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "sin": np.sin, "cos": np.cos,
     "relu": lambda x: np.maximum(x, 0.0), "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "softplus": lambda x: np.logaddexp(0.0, x),
+    "tanh_grad": lambda g, y: g * (1.0 - y * y), "sigmoid_grad": lambda g, y: g * y * (1.0 - y),
     "reciprocal": lambda x: 1.0 / x, "log2": np.log2, "log10": np.log10,
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
     "operators": lambda x, y: ((x + y) * (x - y) / (3.0 + y * y) - 2.0 * x ** 2

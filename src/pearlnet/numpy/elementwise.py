@@ -208,8 +208,6 @@ def _abs_deriv(ans, x):
     return sign(x)
 
 
-def _tanh_deriv(ans, x):
-    return subtract(1, square(ans))
 
 
 def _sinh_deriv(ans, x):
@@ -228,8 +226,6 @@ def _cos_deriv(ans, x):
     return negative(sin(x))
 
 
-def _sigmoid_deriv(ans, x):
-    return multiply(ans, subtract(1, ans))
 
 
 def _softplus_deriv(ans, x):
@@ -267,13 +263,84 @@ sqrt = _unary("sqrt", np.sqrt, _sqrt_deriv)
 square = _unary("square", np.square, _square_deriv)
 abs = _unary("abs", _abs_impl, _abs_deriv)
 absolute = abs
-tanh = _unary("tanh", np.tanh, _tanh_deriv)
+tanh = Primitive("tanh", np.tanh)
 sinh = _unary("sinh", np.sinh, _sinh_deriv)
 cosh = _unary("cosh", np.cosh, _cosh_deriv)
 sin = _unary("sin", np.sin, _sin_deriv)
 cos = _unary("cos", np.cos, _cos_deriv)
-sigmoid = _unary("sigmoid", _sigmoid_impl, _sigmoid_deriv)
+sigmoid = Primitive("sigmoid", _sigmoid_impl)
 softplus = _unary("softplus", _softplus_impl, _softplus_deriv)
+
+# ---- tanh and sigmoid: the derivative in terms of the output, fused --------------------------
+# tanh' = 1 - y^2 and sigmoid' = y (1 - y) with y the output. Every reverse pass through a
+# tanh or sigmoid layer (and every LSTM step) multiplies a cotangent by one of them; one
+# primitive with one output array instead of three (square, subtract, multiply) each with its
+# own array is what makes those layers' backward passes cost about what a hand-written one does.
+def _fusable(g, y) -> bool:
+    """Can g * factor(y) be computed in one scratch array of y's dtype and shape?"""
+    return (isinstance(y, np.ndarray) and y.ndim > 0 and np.shape(g) == y.shape
+            and np.result_type(g, y) == y.dtype)
+
+
+def _tanh_grad_impl(g, y):
+    """g (1 - y^2): the cotangent (or tangent) g carried back (or forward) through y = tanh(x)."""
+    if not _fusable(g, y):
+        return g * (1 - y * y)
+    out = np.multiply(y, y)
+    np.subtract(1, out, out=out)
+    return np.multiply(out, g, out=out)
+
+
+def _sigmoid_grad_impl(g, y):
+    """g y (1 - y): the cotangent (or tangent) g carried through y = sigmoid(x)."""
+    if not _fusable(g, y):
+        return g * y * (1 - y)
+    out = np.subtract(1, y)
+    np.multiply(out, y, out=out)
+    return np.multiply(out, g, out=out)
+
+
+tanh_grad = Primitive("tanh_grad", _tanh_grad_impl)
+sigmoid_grad = Primitive("sigmoid_grad", _sigmoid_grad_impl)
+
+
+def _tanh_grad_wrt_y(t, ans, g, y):
+    """d[g (1 - y^2)]/dy = -2 g y."""
+    return multiply(multiply(t, g), multiply(-2, y))
+
+
+def _sigmoid_grad_wrt_y(t, ans, g, y):
+    """d[g y (1 - y)]/dy = g (1 - 2y)."""
+    return multiply(multiply(t, g), subtract(1, multiply(2, y)))
+
+
+def _tanh_grad_wrt_g(t, ans, g, y):
+    return tanh_grad(t, y)
+
+
+def _sigmoid_grad_wrt_g(t, ans, g, y):
+    return sigmoid_grad(t, y)
+
+
+tanh_grad.defvjp(_tanh_grad_wrt_g, _tanh_grad_wrt_y)
+tanh_grad.defjvp(_tanh_grad_wrt_g, _tanh_grad_wrt_y)
+sigmoid_grad.defvjp(_sigmoid_grad_wrt_g, _sigmoid_grad_wrt_y)
+sigmoid_grad.defjvp(_sigmoid_grad_wrt_g, _sigmoid_grad_wrt_y)
+
+
+def _tanh_rule(g, ans, x):
+    return tanh_grad(g, ans)
+
+
+def _sigmoid_rule(g, ans, x):
+    return sigmoid_grad(g, ans)
+
+
+tanh.defvjp(_tanh_rule)
+tanh.defjvp(_tanh_rule)
+sigmoid.defvjp(_sigmoid_rule)
+sigmoid.defjvp(_sigmoid_rule)
+
 
 # relu is a primitive, not where(x > 0, x, 0): NumPy's masked selection (where, copyto) is
 # about ten times slower than a multiply by the mask, and relu sits in every hidden layer.
