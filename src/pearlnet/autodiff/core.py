@@ -36,6 +36,16 @@ _levels = itertools.count(1)
 primitives: dict[str, Primitive] = {}
 
 
+def _add_new(total: Any, c: Any) -> Any:
+    return total + c
+
+
+#: ``add_into(total, c)``: total + c where the backward pass owns ``total`` (it made the array
+#: and nobody else holds it), so the sum may overwrite it; the array layer installs an in-place
+#: add. The default makes a new sum.
+add_into: list[Callable] = [_add_new]
+
+
 def new_level() -> int:
     """A level above every level handed out so far (nested transforms nest their levels)."""
     return next(_levels)
@@ -51,7 +61,7 @@ class Primitive:
     stop_gradient) strips every tracer and returns a plain value.
     """
 
-    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec")
+    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec", "vjp_into")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
         if name in primitives:
@@ -65,6 +75,12 @@ class Primitive:
         # whose forward rules never read the output: forward mode then computes the output
         # only when it is read (the primal gradient under hvp = jvp(grad) never is)
         self.output_spec: Callable | None = None
+        # ``vjp_into(total, g, ans, *args, **params)``: the reverse rule of argument 0 fused
+        # with the accumulation, for primitives whose cotangent is mostly zeros (an indexing
+        # op): adds it into ``total``, an array the backward pass owns, or into fresh zeros when
+        # total is None, and returns the sum; NotImplemented when it cannot (then the plain
+        # rule runs)
+        self.vjp_into: Callable | None = None
         primitives[name] = self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -229,6 +245,8 @@ class ReverseTrace:
         for index, g in seeds:
             cts[index] = g if cts[index] is None else cts[index] + g
         keep = set(wanted)
+        owned = set()  # entries whose cotangent total is an array this loop made
+        add = add_into[0]
         for index in range(len(tape) - 1, -1, -1):
             g = cts[index]
             if g is None:
@@ -240,15 +258,27 @@ class ReverseTrace:
             if index not in keep:
                 cts[index] = None  # free memory as we go: nothing downstream needs it again
             parents, vals, params, ans = node.parents, node.args, node.params, node.value
-            vjps = prim.vjps
+            vjps, into = prim.vjps, prim.vjp_into
             for k in range(0, len(parents), 2):
                 rule = vjps[parents[k]]
                 if rule is None:
                     continue
-                c = rule(g, ans, *vals, **params)
                 parent = parents[k + 1]
                 old = cts[parent]
-                cts[parent] = c if old is None else old + c
+                if into is not None and parents[k] == 0 and (old is None or parent in owned):
+                    total = into(old, g, ans, *vals, **params)
+                    if total is not NotImplemented:
+                        cts[parent] = total
+                        owned.add(parent)
+                        continue
+                c = rule(g, ans, *vals, **params)
+                if old is None:
+                    cts[parent] = c
+                elif parent in owned:
+                    cts[parent] = add(old, c)
+                else:
+                    cts[parent] = old + c
+                    owned.add(parent)
         return [cts[i] for i in wanted]
 
     def forward(self, seeds: list[tuple[int, Any]], wanted: list[int]) -> list:

@@ -6,9 +6,22 @@ from typing import Any
 
 import numpy as np
 
+from pearlnet.autodiff import core
 from pearlnet.autodiff.core import ForwardTracer, Primitive, Tracer, strip
 
 __all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis"]
+
+
+def _add_in_place(total: Any, c: Any) -> Any:
+    """total + c for the backward pass, written into total (an array the pass made and alone
+    holds) when c's shape and dtype leave total's unchanged: no new array per accumulation."""
+    if (type(total) is np.ndarray and total.ndim and not isinstance(c, Tracer)
+            and np.shape(c) == total.shape and np.result_type(total, c) == total.dtype):
+        return np.add(total, c, out=total)
+    return total + c
+
+
+core.add_into[0] = _add_in_place
 
 
 def _pending_spec(x: Any) -> tuple | None:

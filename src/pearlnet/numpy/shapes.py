@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, normalize_axis, shape_of, strip
+from ._util import Primitive, Tracer, normalize_axis, shape_of, strip
 
 __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
            "stack", "split", "expand_dims", "squeeze", "swapaxes", "moveaxis", "astype",
@@ -220,7 +220,24 @@ def _untake_jvp(t, ans, x, index, shape):
     return untake_p(t, index=index, shape=shape)
 
 
+def _getitem_vjp_into(total, g, ans, x, index):
+    """total + untake(g): g added into its positions of total in place, not through a zeroed
+    array of x's size (an LSTM step cuts four gate blocks out of one array)."""
+    if isinstance(g, Tracer):
+        return NotImplemented
+    if total is None:
+        total = np.zeros(shape_of(x), dtype=np.result_type(g))
+    elif np.result_type(total, g) != total.dtype:
+        return NotImplemented
+    if _is_advanced(index):
+        np.add.at(total, index, g)  # repeated indices accumulate
+    else:
+        total[index] += g
+    return total
+
+
 getitem_p.defvjp(_getitem_vjp)
+getitem_p.vjp_into = _getitem_vjp_into
 getitem_p.defjvp(_getitem_jvp)
 untake_p.defvjp(_untake_vjp)
 untake_p.defjvp(_untake_jvp)
@@ -232,25 +249,23 @@ def getitem(x: Any, index: Any) -> Any:
 
 
 # ---- concatenate -----------------------------------------------------------------------------
-concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis))
+concatenate_p = Primitive("concatenate",
+                          lambda *xs, axis, bounds: np.concatenate(xs, axis=axis))
 
 
-def _concatenate_vjp(argnum, g, ans, *xs, axis):
-    start = builtin_sum(shape_of(x)[axis] for x in xs[:argnum])
-    stop = start + shape_of(xs[argnum])[axis]
+def _concatenate_vjp(argnum, g, ans, *xs, axis, bounds):
     ndim = len(shape_of(g))
     index = [slice(None)] * ndim
-    index[axis % ndim] = slice(start, stop)
+    index[axis % ndim] = slice(bounds[argnum], bounds[argnum + 1])
     return getitem_p(g, index=tuple(index))
 
 
-def _concatenate_jvp(argnum, t, ans, *xs, axis):
+def _concatenate_jvp(argnum, t, ans, *xs, axis, bounds):
     parts = [t if i == argnum else zeros_tangent(x, np.result_type(strip(t)))
              for i, x in enumerate(xs)]
-    return concatenate_p(*parts, axis=axis)
+    return concatenate_p(*parts, axis=axis, bounds=bounds)
 
 
-builtin_sum = sum
 concatenate_p.defvjp_variadic(_concatenate_vjp)
 concatenate_p.defjvp_variadic(_concatenate_jvp)
 
@@ -261,7 +276,15 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
         raise ValueError("concatenate: need at least one array")
     if len(arrays) == 1:
         return arrays[0]
-    return concatenate_p(*arrays, axis=axis)
+    # where each input starts along the axis (and where the last ends): the reverse rule of
+    # input k is then one slice, not a sum over the k inputs before it (T^2 for T time steps)
+    bounds = [0]
+    for x in arrays:
+        shape = shape_of(x)
+        if not shape:
+            raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+        bounds.append(bounds[-1] + shape[axis])
+    return concatenate_p(*arrays, axis=axis, bounds=tuple(bounds))
 
 
 def expand_dims(x: Any, axis: int) -> Any:
