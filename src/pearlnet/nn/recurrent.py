@@ -49,7 +49,7 @@ def orthogonal(rng: np.random.Generator, shape: tuple, dtype: Any = np.float32) 
     rows, cols = shape
     q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
     q = q * np.sign(np.diag(r))  # a uniformly distributed orthogonal matrix (Mezzadri 2007)
-    return (q if rows >= cols else q.T).astype(dtype)
+    return (q if rows >= cols else q.T).astype(dtype, order="C")  # row-major, as matmul likes
 
 
 def _initializer(spec: Any) -> Any:
@@ -63,28 +63,22 @@ def _stack_time(outs: list) -> Any:
     return pnp.reshape(pnp.concatenate(outs, axis=1), (batch, len(outs), n))
 
 
-def _time_slices(x: Any) -> list:
-    """[x[:, t] for each t], each (batch, features). A traced x is sliced in two levels, blocks
-    of about sqrt(T) steps and then steps, because each slice's backward pass writes a
-    cotangent the size of what it was cut from: about 2 sqrt(T) full-size arrays instead of T."""
-    steps = pnp.shape(x)[1]
-    if not isinstance(x, Tracer):
-        xt = np.ascontiguousarray(np.swapaxes(x, 0, 1))  # time-major: each step contiguous
-        return [xt[t] for t in range(steps)]
-    xt = pnp.transpose(x, (1, 0, 2))
-    if steps <= 4:
-        return [xt[t] for t in range(steps)]
+def _step_slices(xs: Any) -> list:
+    """[xs[t] for each t] of a time-major array (T, batch, ...). The reverse pass adds each
+    step's cotangent into one buffer in place, except under a nested transform (hvp), whose
+    cotangents are traced: there each slice's reverse rule writes an array of the size it was
+    cut from, so xs is sliced in two levels, blocks of about sqrt(T) steps and then steps,
+    for about 2 sqrt(T) full-size arrays instead of T."""
+    steps = pnp.shape(xs)[0]
+    nested = isinstance(xs, Tracer) and isinstance(xs.value, Tracer)
+    if not nested or steps <= 4:
+        return [xs[t] for t in range(steps)]
     k = math.isqrt(steps - 1) + 1
     out = []
     for start in range(0, steps, k):
-        block = xt[start:start + k]
+        block = xs[start:start + k]
         out.extend(block[j] for j in range(pnp.shape(block)[0]))
     return out
-
-
-def _real_dtype(x: Any) -> np.dtype:
-    """float64 for complex128 (the complex step), else the dtype itself."""
-    return np.finfo(x.dtype).dtype
 
 
 class _Recurrent(Module):
@@ -154,34 +148,43 @@ class _Recurrent(Module):
         if not isinstance(x, Tracer):
             x = np.asarray(x)
         self._check_input(params, x)
-        batch = pnp.shape(x)[0]
-        if self.use_bias:  # a column of ones meets the bias row of the kernel
+        batch, steps, m = pnp.shape(x)
+        # the input's part of every step's sums, V x_t + b, for all steps in one matrix
+        # product (time-major, so that each step's rows are contiguous); the loop then
+        # multiplies only h_{t-1} by W
+        if isinstance(x, Tracer):
+            x_tm = pnp.transpose(x, (1, 0, 2))
+        else:
+            x_tm = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+        V, b = self._input_kernel(params)
+        x_rows = pnp.reshape(x_tm, (steps * batch, m))
+        if b is not None:  # a column of ones meets b as the last row of the kernel: the
+            # product then adds the bias, and its transpose sums b's gradient, for free
             dtype = x.dtype if x.dtype.kind in "fc" else self.dtype
-            ones = np.ones((*pnp.shape(x)[:2], 1), dtype=dtype)
-            x = pnp.concatenate([x, ones], axis=2)
-        steps = _time_slices(x)
+            x_rows = pnp.concatenate([x_rows, np.ones((steps * batch, 1), dtype)], axis=1)
+            V = pnp.concatenate([V, pnp.reshape(b, (1, -1))], axis=0)
+        xv = x_rows @ V
+        inputs = _step_slices(pnp.reshape(xv, (steps, batch, pnp.shape(V)[1])))
         if self.go_backwards:
-            steps.reverse()
+            inputs.reverse()
         carry = self._initial(params, x, batch, initial_state)
         prepared = self._prepare(params)
         outs = []
-        for xt in steps:
-            carry = self._step(prepared, xt, carry)
+        for xv_t in inputs:
+            carry = self._step(prepared, xv_t, carry)
             outs.append(carry[0])
         return outs, carry
 
-    def _kernel(self, params: dict) -> Any:
-        """K = [V; b; W], (m + 1 + n, gates * n) (without the bias row when use_bias=False)."""
-        parts = [params["V"]]
-        if self.use_bias:
-            parts.append(pnp.reshape(params["b"], (1, -1)))
-        parts.append(params["W"])
-        return pnp.concatenate(parts, axis=0)
+    def _input_kernel(self, params: dict) -> tuple:
+        """(V, b) of the input part V x_t + b (b None without bias)."""
+        return params["V"], (params["b"] if self.use_bias else None)
 
     def _prepare(self, params: dict) -> Any:
-        return self._kernel(params)
+        """What every step needs of the parameters besides the input part: W by default."""
+        return params["W"]
 
-    def _step(self, prepared: Any, xt: Any, carry: tuple) -> tuple:
+    def _step(self, prepared: Any, xv_t: Any, carry: tuple) -> tuple:
+        """The next carry from the input part xv_t = V x_t + b of step t and the carry."""
         raise NotImplementedError
 
     def _check_input(self, params: dict, x: Any) -> None:
@@ -229,9 +232,9 @@ class RNN(_Recurrent):
         super().__init__(units, **kwargs)
         self.activation = act.get(activation)
 
-    def _step(self, K, xt, carry):
+    def _step(self, W, xv_t, carry):
         (h,) = carry
-        return (self.activation(pnp.concatenate([xt, h], axis=1) @ K),)
+        return (self.activation(xv_t + h @ W),)
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": getattr(self.activation, "name", None),
@@ -283,30 +286,42 @@ class LSTM(_Recurrent):
             b[self.units:2 * self.units] = 1
         return b
 
-    def _prepare(self, params):
-        K = self._kernel(params)
-        if self.peephole:
-            return K, params["P"][0], params["P"][1], params["P"][2]
-        # i, f, o from one tanh: sigma(z) = (1 + tanh(z/2)) / 2, the 1/2 folded into K here
-        # and the affine map applied to all four blocks at once (g's block: scale 1, shift 0)
-        n, dt = self.units, _real_dtype(K)
+    def _half_scale(self, dtype: Any) -> tuple:
+        """i, f, o from one tanh: sigma(z) = (1 + tanh(z/2)) / 2. (scale, shift) per column:
+        1/2 and 1/2 on the i, f, o blocks, 1 and 0 on g's; the 1/2 inside is folded into V,
+        W and b, the affine map outside applied to all four blocks at once."""
+        n, dt = self.units, np.finfo(dtype).dtype
         scale = np.concatenate([np.full(3 * n, 0.5, dt), np.ones(n, dt)])
         shift = np.concatenate([np.full(3 * n, 0.5, dt), np.zeros(n, dt)])
-        return K * scale, scale, shift
+        return scale, shift
 
-    def _step(self, prepared, xt, carry):
+    def _input_kernel(self, params):
+        V, b = super()._input_kernel(params)
+        if self.peephole:
+            return V, b
+        scale, _ = self._half_scale(V.dtype)
+        return V * scale, (None if b is None else b * scale)
+
+    def _prepare(self, params):
+        W = params["W"]
+        if self.peephole:
+            return W, params["P"][0], params["P"][1], params["P"][2]
+        scale, shift = self._half_scale(W.dtype)
+        return W * scale, scale, shift
+
+    def _step(self, prepared, xv_t, carry):
         h, c = carry
         n = self.units
         if self.peephole:
-            K, p_i, p_f, p_o = prepared
-            z = pnp.concatenate([xt, h], axis=1) @ K
+            W, p_i, p_f, p_o = prepared
+            z = xv_t + h @ W
             i = pnp.sigmoid(z[:, :n] + p_i * c)
             f = pnp.sigmoid(z[:, n:2 * n] + p_f * c)
             c = f * c + i * pnp.tanh(z[:, 3 * n:])
             o = pnp.sigmoid(z[:, 2 * n:3 * n] + p_o * c)
             return o * pnp.tanh(c), c
-        K, scale, shift = prepared
-        gates = pnp.tanh(pnp.concatenate([xt, h], axis=1) @ K) * scale + shift  # [i, f, o, g]
+        W, scale, shift = prepared
+        gates = pnp.tanh(xv_t + h @ W) * scale + shift  # [i, f, o, g]
         c = gates[:, n:2 * n] * c + gates[:, :n] * gates[:, 3 * n:]
         return gates[:, 2 * n:3 * n] * pnp.tanh(c), c
 
@@ -336,20 +351,16 @@ class GRU(_Recurrent):
 
     def _prepare(self, params):
         n = self.units
-        parts = [params["V"]]
-        if self.use_bias:
-            parts.append(pnp.reshape(params["b"], (1, -1)))
         W = params["W"]
-        return pnp.concatenate(parts, axis=0), W[:, :2 * n], W[:, 2 * n:]
+        return W[:, :2 * n], W[:, 2 * n:]
 
-    def _step(self, prepared, xt, carry):
-        Kx, W_zr, W_h = prepared
+    def _step(self, prepared, xv_t, carry):
+        W_zr, W_h = prepared
         (h,) = carry
         n = self.units
-        xp = xt @ Kx  # the input's (and the bias') part of all three sums
-        zr = pnp.sigmoid(xp[:, :2 * n] + h @ W_zr)
+        zr = pnp.sigmoid(xv_t[:, :2 * n] + h @ W_zr)
         z, r = zr[:, :n], zr[:, n:]
-        candidate = pnp.tanh(xp[:, 2 * n:] + (r * h) @ W_h)
+        candidate = pnp.tanh(xv_t[:, 2 * n:] + (r * h) @ W_h)
         return (candidate + z * (h - candidate),)
 
 
