@@ -465,3 +465,22 @@ def test_hvp_through_overlapping_slices_matches_the_dense_hessian():
     v = np.linspace(1.0, -1.0, 5)
     H = pearlnet.hessian(f)(x)
     np.testing.assert_allclose(pearlnet.hvp(f, x, v), H @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_concatenate_of_many_inputs_has_one_forward_rule_for_all_tangents():
+    """jvp and linearize through a concatenation of many pieces, some constant: the joint
+    forward rule (one concatenation of the tangents, zeros for the constants) agrees with
+    the Jacobian."""
+    c = np.arange(3.0)
+
+    def f(x):
+        pieces = [pnp.sin(x[i:i + 2]) * (i + 1) for i in range(4)]
+        return pnp.concatenate([pieces[0], c, pieces[1], pieces[2], c, pieces[3]])
+
+    x = np.linspace(0.1, 0.9, 5)
+    t = np.linspace(1.0, -1.0, 5)
+    want = pearlnet.jacobian(f)(x) @ t
+    _, got = jvp(f, (x,), (t,))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    _, f_jvp = pearlnet.linearize(f, x)
+    np.testing.assert_allclose(f_jvp(t), want, rtol=1e-12)

@@ -61,7 +61,8 @@ class Primitive:
     stop_gradient) strips every tracer and returns a plain value.
     """
 
-    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec", "vjp_into")
+    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec", "vjp_into",
+                 "jvp_joint")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
         if name in primitives:
@@ -81,6 +82,11 @@ class Primitive:
         # total is None, and returns the sum; NotImplemented when it cannot (then the plain
         # rule runs)
         self.vjp_into: Callable | None = None
+        # ``jvp_joint(tangents, ans, *args, **params)``: the output tangent from the tangents
+        # of all arguments at once (a list, None where an argument has none), for primitives of
+        # many arguments whose per-argument rules would each build an output-sized array
+        # (concatenate: T time steps would cost T full concatenations, not one)
+        self.jvp_joint: Callable | None = None
         primitives[name] = self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -295,6 +301,14 @@ class ReverseTrace:
                 continue
             parents, out = node.parents, None
             jvps = prim.jvps
+            if prim.jvp_joint is not None and len(parents) > 2:
+                joint = [None] * len(node.args)
+                for k in range(0, len(parents), 2):
+                    joint[parents[k]] = tans[parents[k + 1]]
+                if any(t is not None for t in joint):
+                    out = prim.jvp_joint(joint, node.value, *node.args, **node.params)
+                tans[index] = out
+                continue
             for k in range(0, len(parents), 2):
                 t = tans[parents[k + 1]]
                 if t is None:
@@ -345,6 +359,11 @@ class ForwardTrace:
 
     @staticmethod
     def _tangent(prim: Primitive, tangents: list, ans: Any, vals: list, params: dict) -> Any:
+        if prim.jvp_joint is not None and len(tangents) > 1:
+            joint = [None] * len(vals)
+            for i, t in tangents:
+                joint[i] = t
+            return prim.jvp_joint(joint, ans, *vals, **params)
         out = None
         for i, t in tangents:
             rule = prim.jvps[i]

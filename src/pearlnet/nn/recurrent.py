@@ -63,6 +63,11 @@ def _stack_time(outs: list) -> Any:
     return pnp.reshape(pnp.concatenate(outs, axis=1), (batch, len(outs), n))
 
 
+def _nested(x: Any) -> bool:
+    """Is x traced by a transform that is itself traced (hvp's grad inside a jvp)?"""
+    return isinstance(x, Tracer) and isinstance(x.value, Tracer)
+
+
 def _step_slices(xs: Any) -> list:
     """[xs[t] for each t] of a time-major array (T, batch, ...). The reverse pass adds each
     step's cotangent into one buffer in place, except under a nested transform (hvp), whose
@@ -70,8 +75,7 @@ def _step_slices(xs: Any) -> list:
     cut from, so xs is sliced in two levels, blocks of about sqrt(T) steps and then steps,
     for about 2 sqrt(T) full-size arrays instead of T."""
     steps = pnp.shape(xs)[0]
-    nested = isinstance(xs, Tracer) and isinstance(xs.value, Tracer)
-    if not nested or steps <= 4:
+    if not _nested(xs) or steps <= 4:
         return [xs[t] for t in range(steps)]
     k = math.isqrt(steps - 1) + 1
     out = []
@@ -149,22 +153,26 @@ class _Recurrent(Module):
             x = np.asarray(x)
         self._check_input(params, x)
         batch, steps, m = pnp.shape(x)
-        # the input's part of every step's sums, V x_t + b, for all steps in one matrix
-        # product (time-major, so that each step's rows are contiguous); the loop then
-        # multiplies only h_{t-1} by W
         if isinstance(x, Tracer):
-            x_tm = pnp.transpose(x, (1, 0, 2))
+            x_tm = pnp.transpose(x, (1, 0, 2))  # time-major: each step's rows contiguous
         else:
             x_tm = np.ascontiguousarray(np.swapaxes(x, 0, 1))
         V, b = self._input_kernel(params)
-        x_rows = pnp.reshape(x_tm, (steps * batch, m))
         if b is not None:  # a column of ones meets b as the last row of the kernel: the
-            # product then adds the bias, and its transpose sums b's gradient, for free
+            # products then add the bias, and their transposes sum b's gradient, for free
             dtype = x.dtype if x.dtype.kind in "fc" else self.dtype
-            x_rows = pnp.concatenate([x_rows, np.ones((steps * batch, 1), dtype)], axis=1)
+            x_tm = pnp.concatenate([x_tm, np.ones((steps, batch, 1), dtype)], axis=2)
             V = pnp.concatenate([V, pnp.reshape(b, (1, -1))], axis=0)
-        xv = x_rows @ V
-        inputs = _step_slices(pnp.reshape(xv, (steps, batch, pnp.shape(V)[1])))
+            m += 1
+        if _nested(V) or _nested(x_tm):
+            # under a transform of a transform (hvp) the reverse pass cannot add slices of a
+            # traced product in place, so each step multiplies its own x_t by V
+            inputs = [x_t @ V for x_t in _step_slices(x_tm)]
+        else:
+            # the input's part V x_t + b of all steps in one matrix product; the loop then
+            # multiplies only h_{t-1} by W
+            xv = pnp.reshape(x_tm, (steps * batch, m)) @ V
+            inputs = _step_slices(pnp.reshape(xv, (steps, batch, pnp.shape(V)[1])))
         if self.go_backwards:
             inputs.reverse()
         carry = self._initial(params, x, batch, initial_state)

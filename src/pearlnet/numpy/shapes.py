@@ -266,8 +266,16 @@ def _concatenate_jvp(argnum, t, ans, *xs, axis, bounds):
     return concatenate_p(*parts, axis=axis, bounds=bounds)
 
 
+def _concatenate_jvp_joint(tangents, ans, *xs, axis, bounds):
+    """The tangents concatenated, zeros where an input has none: one concatenation."""
+    dtype = np.result_type(*[strip(t) for t in tangents if t is not None])
+    parts = [zeros_tangent(x, dtype) if t is None else t for t, x in zip(tangents, xs)]
+    return concatenate_p(*parts, axis=axis, bounds=bounds)
+
+
 concatenate_p.defvjp_variadic(_concatenate_vjp)
 concatenate_p.defjvp_variadic(_concatenate_jvp)
+concatenate_p.jvp_joint = _concatenate_jvp_joint
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
