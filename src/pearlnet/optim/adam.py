@@ -52,17 +52,21 @@ class Adam(Optimizer):
               ctx: Any) -> tuple[np.ndarray, tuple]:
         m, v = slots
         b1, b2 = self.beta1, self.beta2
-        # the same arithmetic as the docstring, in place on fresh arrays: a third of the
-        # temporaries, which dominate the cost of an update on large layers
-        m_new = np.multiply(m, b1, out=np.empty_like(p))  # out=: stays an array when 0-d
-        m_new += (1.0 - b1) * g
+        # the docstring's arithmetic in as few passes over memory as NumPy allows, with no
+        # temporaries (they dominate an update's cost on large layers):
+        # m + (1 - b1)(g - m) (PyTorch's lerp), v + (1 - b2)(g^2 - v), and
+        # lr mhat / (sqrt(vhat) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2))
+        m_new = np.subtract(g, m, out=np.empty_like(p))  # out=: stays an array when 0-d
+        m_new *= 1.0 - b1
+        m_new += m
         v_new = np.multiply(g, g, out=np.empty_like(p))
+        v_new -= v
         v_new *= 1.0 - b2
-        v_new += b2 * v
+        v_new += v
         c1, c2 = 1.0 - b1 ** (t + 1), 1.0 - b2 ** (t + 1)
-        delta = np.divide(v_new, c2, out=np.empty_like(p))
-        np.sqrt(delta, out=delta)  # sqrt(vhat)
-        delta += self.eps
+        root_c2 = float(np.sqrt(c2))
+        delta = np.sqrt(v_new, out=np.empty_like(p))
+        delta += self.eps * root_c2
         np.divide(m_new, delta, out=delta)
-        delta *= lr / c1  # lr * mhat / (sqrt(vhat) + eps)
+        delta *= lr * root_c2 / c1
         return delta, (m_new, v_new)
