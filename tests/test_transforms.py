@@ -484,3 +484,17 @@ def test_concatenate_of_many_inputs_has_one_forward_rule_for_all_tangents():
     np.testing.assert_allclose(got, want, rtol=1e-12)
     _, f_jvp = pearlnet.linearize(f, x)
     np.testing.assert_allclose(f_jvp(t), want, rtol=1e-12)
+
+
+def test_grad_of_grad_through_slices_of_a_slice_fed_value():
+    """Second derivatives where some cotangents of one entry are traced and some are not
+    (the seed reaches x[0] directly; the other slices' cotangents carry the outer trace)."""
+    def f(x):
+        return x[0] + pnp.sum(pnp.sin(x[1:3]) * x[0:2]) + x[2] ** 3
+
+    def df0(x):
+        return pearlnet.grad(f)(x)[0] + pearlnet.grad(f)(x)[2]
+
+    x = np.array([0.3, -0.7, 1.1])
+    H = pearlnet.hessian(f)(x)
+    np.testing.assert_allclose(pearlnet.grad(df0)(x), H[0] + H[2], rtol=1e-12)

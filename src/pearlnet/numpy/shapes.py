@@ -227,8 +227,8 @@ def _getitem_vjp_into(total, g, ans, x, index):
         return NotImplemented
     if total is None:
         total = np.zeros(shape_of(x), dtype=np.result_type(g))
-    elif np.result_type(total, g) != total.dtype:
-        return NotImplemented
+    elif type(total) is not np.ndarray or np.result_type(total, g) != total.dtype:
+        return NotImplemented  # a traced total (a transform over this one), or a wider dtype
     if _is_advanced(index):
         np.add.at(total, index, g)  # repeated indices accumulate
     else:
