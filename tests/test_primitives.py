@@ -310,6 +310,9 @@ SPECS: list[Spec] = [
           case([(3, 4), (4, 5)], spec="ij,jk->i"),
           case([(2, 3), (3, 4), (4, 2)], spec="ij,jk,kl->il"),
           case([(2, 3, 4), (1, 4, 5)], spec="...ij,...jk->...ik")]),
+    # ---- fused recurrent cells
+    Spec("lstm_cell", lambda z, c: pnp.lstm_cell(z, c), ("lstm_cell",),
+         [case([(8,), (2,)]), case([(3, 8), (3, 2)]), case([(2, 3, 4), (2, 3, 1)])], _wide),
     # ---- windows of NCHW arrays (convolution, pooling)
     Spec("im2col", lambda x, kernel, stride, padding: pnp.im2col(x, kernel, stride, padding),
          ("im2col",),
@@ -385,6 +388,15 @@ def _np_window_max(x, kernel, stride):
     return out
 
 
+def _np_lstm_cell(z, c):
+    """The LSTM step written out (seed 003, exercise 51), gates [i, f, o, g] along z's last axis."""
+    i, f, o, g = np.split(z, 4, axis=-1)
+    sigma = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    i, f, o, g = sigma(i), sigma(f), sigma(o), np.tanh(g)
+    c_new = f * c + i * g
+    return np.stack([o * np.tanh(c_new), c_new, i, f, o, g])
+
+
 #: plain-NumPy references for the forward values, same signature as the spec's callable
 REFERENCE: dict[str, Callable] = {
     "negative": np.negative, "neg_operator": np.negative, "exp": np.exp, "log": np.log,
@@ -431,6 +443,7 @@ REFERENCE: dict[str, Callable] = {
     "col2im": lambda c, shape, kernel, stride, padding: _np_col2im(c, shape, kernel, stride,
                                                                    padding),
     "window_max": lambda x, kernel, stride: _np_window_max(x, kernel, stride),
+    "lstm_cell": lambda z, c: _np_lstm_cell(z, c),
 }
 
 

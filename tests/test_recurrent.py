@@ -520,3 +520,20 @@ def test_docstring_examples():
     for module in (recurrent_module, sine_module, sequence_module):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_lstm_cell_names_itself_and_the_shapes_on_mismatch():
+    with pytest.raises(ValueError, match=r"lstm_cell: .*got z \(3, 7\) and c \(3, 2\)"):
+        pnp.lstm_cell(np.zeros((3, 7)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"lstm_cell: .*got z \(2, 8\) and c \(3, 2\)"):
+        pnp.lstm_cell(np.zeros((2, 8)), np.zeros((3, 2)))
+
+
+def test_lstm_cell_keeps_float32_and_matches_the_sigmoid_form():
+    rng = np.random.default_rng(3)
+    z = rng.uniform(-6, 6, (4, 12)).astype(np.float32)
+    c = rng.standard_normal((4, 3)).astype(np.float32)
+    out = pnp.lstm_cell(z, c)
+    assert out.dtype == np.float32 and out.shape == (6, 4, 3)
+    sigma = 1 / (1 + np.exp(-z.astype(np.float64)))
+    np.testing.assert_allclose(out[2:5], np.stack(np.split(sigma, 4, axis=1)[:3]), atol=1e-6)

@@ -31,6 +31,8 @@ from numpy import (  # noqa: F401  constructors and constants pass straight thro
 )
 
 from . import tracer_ops  # noqa: F401  (attaches operators to tracers)
+from .cells import *  # noqa: F401,F403
+from .cells import __all__ as _ce
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _cv
 from .elementwise import *  # noqa: F401,F403
@@ -44,5 +46,6 @@ from .reductions import __all__ as _rd
 from .shapes import *  # noqa: F401,F403
 from .shapes import __all__ as _sh
 
-__all__ = [*_ew, *_la, *_nd, *_rd, *_sh, *_cv, "arange", "eye", "ones", "zeros", "full", "empty",
-           "linspace", "float32", "float64", "complex128", "pi", "e", "inf", "nan", "newaxis"]
+__all__ = [*_ew, *_la, *_nd, *_rd, *_sh, *_cv, *_ce, "arange", "eye", "ones", "zeros", "full",
+           "empty", "linspace", "float32", "float64", "complex128", "pi", "e", "inf", "nan",
+           "newaxis"]
