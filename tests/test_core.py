@@ -159,3 +159,38 @@ def test_a_chain_of_20000_operations_does_not_recurse(order):
 def test_duplicate_primitive_names_are_refused():
     with pytest.raises(ValueError, match="exists already"):
         Primitive("test_core.mul", lambda x, y: x * y)
+
+
+# sin(x) * cos(y) as one primitive whose reverse rules share sin and cos: a joint rule serves
+# both arguments in one call when both are traced, the per-argument rules otherwise
+fsincos = Primitive("test_core.sincos", lambda x, y: math.sin(x) * math.cos(y))
+joint_calls = []
+
+
+def _sincos_joint(g, ans, x, y):
+    joint_calls.append((x, y))
+    return fmul(g, fmul(fcos(x), fcos(y))), fmul(g, fneg(fmul(fsin(x), fsin(y))))
+
+
+fsincos.defvjp(lambda g, ans, x, y: _sincos_joint(g, ans, x, y)[0],
+               lambda g, ans, x, y: _sincos_joint(g, ans, x, y)[1])
+fsincos.defjvp(lambda t, ans, x, y: fmul(t, fmul(fcos(x), fcos(y))),
+               lambda t, ans, x, y: fmul(t, fneg(fmul(fsin(x), fsin(y)))))
+fsincos.vjp_joint = _sincos_joint
+
+
+def test_a_joint_reverse_rule_runs_once_for_all_traced_arguments():
+    x = 0.7
+    joint_calls.clear()
+    d = scalar_grad(lambda v: fsincos(v, fmul(v, v)))(x)  # d/dx sin(x) cos(x^2)
+    assert d == pytest.approx(math.cos(x) * math.cos(x * x)
+                              - 2 * x * math.sin(x) * math.sin(x * x), rel=1e-14)
+    assert len(joint_calls) == 1  # once for both arguments, not once per argument
+    joint_calls.clear()
+    d = scalar_grad(lambda v: fsincos(v, 0.3))(x)  # one traced argument: its own rule
+    assert d == pytest.approx(math.cos(x) * math.cos(0.3), rel=1e-14)
+    # the second derivative goes through the joint rule's own primitives
+    dd = scalar_grad(scalar_grad(lambda v: fsincos(v, fmul(v, v))))(x)
+    h = 1e-5
+    g1 = scalar_grad(lambda v: fsincos(v, fmul(v, v)))
+    assert dd == pytest.approx((g1(x + h) - g1(x - h)) / (2 * h), rel=1e-8)

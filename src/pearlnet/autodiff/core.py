@@ -62,7 +62,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec", "vjp_into",
-                 "jvp_joint")
+                 "vjp_joint", "jvp_joint")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
         if name in primitives:
@@ -82,6 +82,11 @@ class Primitive:
         # total is None, and returns the sum; NotImplemented when it cannot (then the plain
         # rule runs)
         self.vjp_into: Callable | None = None
+        # ``vjp_joint(g, ans, *args, **params)``: the cotangents of all arguments at once (a
+        # sequence, one per argument), for primitives whose per-argument rules would each
+        # recompute a shared part (an LSTM cell: the cotangent of its state); used when more
+        # than one argument is traced
+        self.vjp_joint: Callable | None = None
         # ``jvp_joint(tangents, ans, *args, **params)``: the output tangent from the tangents
         # of all arguments at once (a list, None where an argument has none), for primitives of
         # many arguments whose per-argument rules would each build an output-sized array
@@ -265,19 +270,27 @@ class ReverseTrace:
                 cts[index] = None  # free memory as we go: nothing downstream needs it again
             parents, vals, params, ans = node.parents, node.args, node.params, node.value
             vjps, into = prim.vjps, prim.vjp_into
+            joint = None
+            if prim.vjp_joint is not None and len(parents) > 2:
+                joint = prim.vjp_joint(g, ans, *vals, **params)
             for k in range(0, len(parents), 2):
-                rule = vjps[parents[k]]
-                if rule is None:
-                    continue
                 parent = parents[k + 1]
                 old = cts[parent]
-                if into is not None and parents[k] == 0 and (old is None or parent in owned):
-                    total = into(old, g, ans, *vals, **params)
-                    if total is not NotImplemented:
-                        cts[parent] = total
-                        owned.add(parent)
+                if joint is not None:
+                    c = joint[parents[k]]
+                    if c is None:
                         continue
-                c = rule(g, ans, *vals, **params)
+                else:
+                    rule = vjps[parents[k]]
+                    if rule is None:
+                        continue
+                    if into is not None and parents[k] == 0 and (old is None or parent in owned):
+                        total = into(old, g, ans, *vals, **params)
+                        if total is not NotImplemented:
+                            cts[parent] = total
+                            owned.add(parent)
+                            continue
+                    c = rule(g, ans, *vals, **params)
                 if old is None:
                     cts[parent] = c
                 elif parent in owned:

@@ -77,24 +77,16 @@ def _parts(a: Any) -> list:
     return [a[k] for k in range(6)]
 
 
-def _state_cotangent(g: Any, ans: Any) -> tuple:
-    """(dc_t, tanh(c_t)): the cotangent of c_t, its own plus that through h_t = o tanh(c_t)."""
+def _vjp_joint(g, ans, z, c):
+    """Cotangents of (z, c_{t-1}): each gate's cotangent through its sigmoid (tanh for g), and
+    f times the cotangent of c_t."""
     tc = tanh(ans[1])
-    return g[1] + tanh_grad(g[0] * ans[4], tc), tc
-
-
-def _vjp_z(g, ans, z, c):
-    """Cotangent of z: each gate's cotangent through its sigmoid (tanh for g)."""
-    dc, tc = _state_cotangent(g, ans)
-    gh, _, gi, gf, go, gg = _parts(g)
+    gh, gc, gi, gf, go, gg = _parts(g)
     _, _, i, f, o, a = _parts(ans)
-    return concatenate([sigmoid_grad(dc * a + gi, i), sigmoid_grad(dc * c + gf, f),
-                        sigmoid_grad(gh * tc + go, o), tanh_grad(dc * i + gg, a)], axis=-1)
-
-
-def _vjp_c(g, ans, z, c):
-    """Cotangent of c_{t-1} = f * (cotangent of c_t)."""
-    return _state_cotangent(g, ans)[0] * ans[3]
+    dc = gc + tanh_grad(gh * o, tc)  # c_t's own cotangent and that through h_t = o tanh(c_t)
+    dz = concatenate([sigmoid_grad(dc * a + gi, i), sigmoid_grad(dc * c + gf, f),
+                      sigmoid_grad(gh * tc + go, o), tanh_grad(dc * i + gg, a)], axis=-1)
+    return dz, dc * f
 
 
 def _jvp_joint(tangents, ans, z, c):
@@ -120,7 +112,9 @@ def _jvp_joint(tangents, ans, z, c):
     return stack([dh + do * tc, dc, *dgates])
 
 
-lstm_cell_p.defvjp(_vjp_z, _vjp_c)
+lstm_cell_p.defvjp(lambda g, ans, z, c: _vjp_joint(g, ans, z, c)[0],
+                   lambda g, ans, z, c: _vjp_joint(g, ans, z, c)[1])
+lstm_cell_p.vjp_joint = _vjp_joint
 lstm_cell_p.defjvp(lambda t, ans, z, c: _jvp_joint([t, None], ans, z, c),
                    lambda t, ans, z, c: _jvp_joint([None, t], ans, z, c))
 lstm_cell_p.jvp_joint = _jvp_joint
