@@ -1,8 +1,8 @@
 """One LSTM layer, forward and backward: pearlnet against PyTorch's nn.LSTM (issue 7's speed item).
 
-128 units, 50 time steps, batch 64, 32 input features, float32; the loss is the mean square of
-the whole output sequence, and each timed call computes it and its gradient with respect to all
-parameters. Three systems hold the same weights:
+128 units, 50 time steps, batch 64, 28 input features (WORKLOADS.md, workload 6), float32; the
+loss is the mean square of the whole output sequence, and each timed call computes it and its
+gradient with respect to all parameters. Three systems hold the same weights:
 - pearlnet: ``nn.LSTM`` differentiated by the core (a traced Python loop over the steps);
 - PyTorch 2.13 CPU ``nn.LSTM`` (forward, zero_grad, backward), gate order and its two biases
   mapped from pearlnet's;
@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 
-BATCH, STEPS, FEATURES, UNITS = 64, 50, 32, 128
+BATCH, STEPS, FEATURES, UNITS = 64, 50, 28, 128  # WORKLOADS.md, workload 6
 
 
 def pearlnet_run(x, seed):
