@@ -75,15 +75,20 @@ def run_hf(curvature: str, max_steps: int, tol: float) -> Result:
         return sum_of_squares(r)
 
     hf = HessianFree(residuals, counted_loss, curvature=curvature)
-    products = {"n": 0}
+    products = {"n": 0, "f": 0}  # B v products, and the loss calls made to build and apply them
     make_product = hf._curvature_product  # wrapped on this instance to count B v products
 
     def counting_product(*a: Any) -> Any:
+        before = calls["f"]
         product = make_product(*a)
+        products["f"] += calls["f"] - before
 
         def counted(v: np.ndarray) -> np.ndarray:
             products["n"] += 1
-            return product(v)
+            before = calls["f"]
+            out = product(v)
+            products["f"] += calls["f"] - before
+            return out
         return counted
 
     hf._curvature_product = counting_product  # type: ignore[method-assign]
@@ -99,9 +104,10 @@ def run_hf(curvature: str, max_steps: int, tol: float) -> Result:
         f = float(info["loss"])
     ms = (time.perf_counter() - t0) * 1e3
     f = float(rosenbrock(params))
-    # the loss runs once per gradient, once per curvature product (Gauss-Newton: H_loss is
-    # taken through it; Hessian: hvp of the objective) and once per plain objective evaluation
-    extra = calls["f"] - steps - products["n"]
+    # the loss runs once per gradient, while the curvature operator is built or applied (how
+    # often depends on the operator: a recorded one traces it once per outer step) and once per
+    # plain objective evaluation; the last are the extra ones
+    extra = calls["f"] - steps - products["f"]
     return Result(f"HF ({curvature})", f"damping {hf.damping:g}, cg<={hf.cg_max_iters}", steps,
                   cg, products["n"], steps, extra, f, ms, f < tol)
 
