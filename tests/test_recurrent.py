@@ -516,8 +516,9 @@ def test_docstring_examples():
     import pearlnet.data.sine as sine_module
     import pearlnet.models.sequence as sequence_module
     import pearlnet.nn.recurrent as recurrent_module
+    import pearlnet.numpy.cells as cells_module
 
-    for module in (recurrent_module, sine_module, sequence_module):
+    for module in (recurrent_module, sine_module, sequence_module, cells_module):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
