@@ -38,6 +38,9 @@ bench: $(STAMP) data
 	$(VENV)/bin/python bench/curvature.py
 	$(VENV)/bin/python bench/mlp_epoch.py
 	$(VENV)/bin/python bench/optim_vs_torch.py
+	$(VENV)/bin/python bench/rosenbrock.py
+	$(VENV)/bin/python bench/cnn.py
+	$(VENV)/bin/python bench/lstm.py
 
 lint: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet ruff
