@@ -94,10 +94,12 @@ def _jvp_joint(tangents, ans, z, c):
     tz, tc_prev = tangents
     n = shape_of(c)[-1]
     _, c_new, i, f, o, a = _parts(ans)
-    if tz is None:
-        dtype = np.result_type(dtype_of(tc_prev), dtype_of(ans))
-        dgates = np.zeros((4, *shape_of(c)), dtype)
+    tc = tanh(c_new)
+    if tz is None:  # only c moves: the gates stay put
+        zeros = np.zeros(shape_of(c), np.result_type(dtype_of(tc_prev), dtype_of(ans)))
+        dgates = [zeros] * 4
         dc = f * tc_prev
+        dh = tanh_grad(dc, tc) * o
     else:
         di, df = sigmoid_grad(tz[..., :n], i), sigmoid_grad(tz[..., n:2 * n], f)
         do, da = sigmoid_grad(tz[..., 2 * n:3 * n], o), tanh_grad(tz[..., 3 * n:], a)
@@ -105,11 +107,8 @@ def _jvp_joint(tangents, ans, z, c):
         dc = df * c + di * a + i * da
         if tc_prev is not None:
             dc = dc + f * tc_prev
-    tc = tanh(c_new)
-    dh = tanh_grad(dc, tc) * o
-    if tz is None:
-        return concatenate([stack([dh, dc]), dgates])
-    return stack([dh + do * tc, dc, *dgates])
+        dh = tanh_grad(dc, tc) * o + do * tc
+    return stack([dh, dc, *dgates])
 
 
 lstm_cell_p.defvjp(lambda g, ans, z, c: _vjp_joint(g, ans, z, c)[0],
