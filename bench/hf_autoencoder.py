@@ -130,16 +130,16 @@ def init_params(kind: str, seed: int, dtype: np.dtype) -> Params:
 
 
 ACTIVATIONS = {"tanh": pnp.tanh, "sigmoid": pnp.sigmoid}
-ACTIVATION = ["tanh"]  # --activation: the hidden units' nonlinearity
+ACTIVATION = pnp.tanh  # the hidden units' nonlinearity (--activation)
 
 
 def net(params: Any, batch: Any) -> Any:
     """The autoencoder's reconstruction of ``batch`` (its input is its target)."""
-    h, activation = batch, ACTIVATIONS[ACTIVATION[0]]
+    h = batch
     for i, (w, b) in enumerate(params):
         h = h @ w + b
         if i not in LINEAR:
-            h = activation(h)
+            h = ACTIVATION(h)
     return h
 
 
@@ -400,8 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         args.hf_variant = [MARTENS_STYLE]
     args.hf_variant = [v for v in args.hf_variant if v != "none"]
 
+    global ACTIVATION
     set_architecture(args.arch)
-    ACTIVATION[0] = args.activation
+    ACTIVATION = ACTIVATIONS[args.activation]
     dtype = np.dtype(args.dtype)
     x = load_images(args.n, args.pixels, dtype, args.data)
     params0 = init_params(args.init, args.seed, dtype)
