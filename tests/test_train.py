@@ -218,3 +218,108 @@ def test_an_optimizer_with_a_schedule_is_saved_and_restored(rng, tmp_path):
     loaded = pearlnet.load_model(tmp_path / "m.pnl")
     assert repr(loaded.optimizer) == repr(model.optimizer)
     assert loaded.optimizer.current_lr(5) == model.optimizer.current_lr(5)
+
+
+def test_accuracy_of_a_logit_output_uses_the_class_boundary_zero():
+    # one logit per object, logit = x: sigmoid(0.2) = 0.55 is class 1 although 0.2 < 0.5
+    model = pearlnet.Model([nn.Dense(1, use_bias=False, input_shape=(1,))])
+    model.compile(loss="binary_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    assert model.from_logits
+    model.params = {model.layers[0].name: {"W": np.ones((1, 1), np.float32)}}
+    model.layers[0].params = model.params[model.layers[0].name]
+    x = np.array([[0.2], [0.4], [-0.3], [1.0]], np.float32)
+    y = np.array([[1.0], [1.0], [0.0], [1.0]], np.float32)
+    assert model.evaluate(x, y)["accuracy"] == 1.0
+    # a probability output keeps the threshold 0.5
+    assert pearlnet.train.metrics.accuracy(y, np.array([[0.4], [0.6], [0.1], [0.9]])) == 0.75
+
+
+def test_a_nan_in_the_first_batch_keeps_the_initial_parameters(rng):
+    x, y = blobs(rng, n=20)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    before = {k: {n: v.copy() for n, v in p.items()} for k, p in model.params.items()}
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.warns(RuntimeWarning, match="TerminateOnNaN"):
+        hist = model.fit(bad, y, batch_size=5, shuffle=False, verbose=0)
+    for layer, p in before.items():
+        for name, value in p.items():
+            np.testing.assert_array_equal(model.params[layer][name], value)
+    # no batch finished: the epoch's figures are NaN, not 0
+    assert np.isnan(hist.history["loss"][0]) and np.isnan(hist.history["accuracy"][0])
+    assert model.predict(x).shape == (20, 3)
+
+
+def test_validation_data_takes_precedence_over_validation_split(rng):
+    x, y = blobs(rng, n=40)
+    xv, yv = blobs(np.random.default_rng(1), n=10)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    hist = model.fit(x, y, epochs=1, validation_data=(xv, yv), validation_split=0.25,
+                     shuffle=False, verbose=0)
+    assert hist.history["val_loss"][0] == pytest.approx(model.evaluate(xv, yv)["loss"])
+
+
+def test_empty_data_and_bad_batch_sizes_raise(rng):
+    x, y = blobs(rng, n=20)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    with pytest.raises(ValueError, match="Model.fit: expected at least one training sample"):
+        model.fit(x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match="leaves 20 for training and 0 for validation"):
+        model.fit(x, y, validation_split=0.01, verbose=0)
+    with pytest.raises(ValueError, match="leaves 0 for training"):
+        model.fit(x[:1], y[:1], validation_split=0.9, verbose=0)
+    with pytest.raises(ValueError, match="Model.evaluate: expected at least one sample"):
+        model.evaluate(x[:0], y[:0])
+    for who in ("predict", "evaluate"):
+        for bad in (0, -1, 2.5, True):
+            with pytest.raises(ValueError, match=f"Model.{who}: batch_size must be a positive"):
+                if who == "predict":
+                    model.predict(x, batch_size=bad)
+                else:
+                    model.evaluate(x, y, batch_size=bad)
+
+
+def test_a_clipped_optimizer_is_saved_and_restored(rng, tmp_path):
+    from pearlnet.optim import ClipByGlobalNorm
+
+    x, y = blobs(rng, n=40)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer=ClipByGlobalNorm(Adam(0.05), 1.0))
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    path = tmp_path / "clipped.pnl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.save(path)
+    loaded = pearlnet.load_model(path)
+    assert isinstance(loaded.optimizer, ClipByGlobalNorm)
+    assert loaded.optimizer.max_norm == 1.0 and loaded.optimizer.optimizer.lr == 0.05
+    assert isinstance(loaded.optimizer.optimizer, Adam)
+    # resumed training takes the same steps as the original
+    a = model.fit(x, y, epochs=1, verbose=0, seed=1).history["loss"]
+    b = loaded.fit(x, y, epochs=1, verbose=0, seed=1).history["loss"]
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_model_files_get_the_usual_permissions(rng, tmp_path):
+    model = small_model()
+    model.build_model()
+    path = tmp_path / "m.pnl"
+    model.save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_checkpoint_rejects_a_bad_mode_and_warns_of_a_missing_monitor(rng, tmp_path):
+    with pytest.raises(ValueError, match="ModelCheckpoint: mode must be auto, min or max"):
+        ModelCheckpoint(str(tmp_path / "m.pnl"), mode="minimum")
+    x, y = blobs(rng, n=20)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    ck = ModelCheckpoint(str(tmp_path / "m.pnl"), save_best_only=True)  # val_loss: not logged
+    with pytest.warns(UserWarning, match="'val_loss' is not among the logged figures"):
+        model.fit(x, y, epochs=1, callbacks=[ck], verbose=0)
+    assert not (tmp_path / "m.pnl").exists()

@@ -68,9 +68,18 @@ def _layer_registry() -> dict[str, type]:
 def _optimizer_config(opt: Any) -> dict | None:
     """{"class", "config"} for JSON, schedules included; None (with a warning) when the
     optimizer holds something JSON cannot carry, such as a callable decay_mask."""
+    from pearlnet.optim import ClipByGlobalNorm
     from pearlnet.optim.schedules import Schedule
 
-    if opt is None or not hasattr(opt, "get_config"):
+    if opt is None:
+        return None
+    if isinstance(opt, ClipByGlobalNorm):  # a wrapper: its own setting and the wrapped one's
+        inner = _optimizer_config(opt.optimizer)
+        return None if inner is None else {"class": "ClipByGlobalNorm",
+                                           "config": {"max_norm": opt.max_norm}, "inner": inner}
+    if not hasattr(opt, "get_config"):
+        warnings.warn(f"save_model: the optimizer {opt!r} has no get_config and is not saved; "
+                      f"the weights are", RuntimeWarning, stacklevel=3)
         return None
     config = {k: {"__schedule__": v.get_config()} if isinstance(v, Schedule) else v
               for k, v in opt.get_config().items()}
@@ -89,6 +98,9 @@ def _optimizer_from_config(spec: dict | None) -> Any:
 
     if spec is None:
         return None
+    if "inner" in spec:
+        inner = _optimizer_from_config(spec["inner"])
+        return None if inner is None else optim.ClipByGlobalNorm(inner, **spec["config"])
     cls = getattr(optim, spec["class"], None)
     if cls is None:
         return None
@@ -121,6 +133,10 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, __config__=np.array(json.dumps(config)), **arrays)
+        # mkstemp creates the file 0600; give it the mode open() would (0666 less the umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -9,12 +9,14 @@ import numpy as np
 __all__ = ["accuracy", "get"]
 
 
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> float:
     """Fraction of objects whose predicted class is right: argmax over the last axis for K > 1
-    outputs (labels integer or one-hot), the threshold 0.5 for a single probability output."""
+    outputs (labels integer or one-hot); for a single output, class 1 when it exceeds
+    ``threshold`` (0.5 for a probability; ``Model`` passes 0 when the output is a logit, as
+    Keras' BinaryAccuracy does for from_logits)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
-        pred = (y_pred.reshape(len(y_pred), -1)[:, 0] > 0.5).astype(int)
+        pred = (y_pred.reshape(len(y_pred), -1)[:, 0] > threshold).astype(int)
         truth = y_true.reshape(len(y_true), -1)[:, 0].astype(int)
     else:
         pred = np.argmax(y_pred, axis=-1)

@@ -28,6 +28,13 @@ def _optimizer(spec: Any) -> Any:
     return optim.get(spec)
 
 
+def _check_batch_size(batch_size: Any, who: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"Model.{who}: batch_size must be a positive integer, got "
+                         f"{batch_size!r}")
+
+
 class Model(Sequential):
     """A trainable stack of layers.
 
@@ -85,6 +92,14 @@ class Model(Sequential):
             return self.loss_fn(y_true, y_pred, from_logits=self.from_logits)
         return self.loss_fn(y_true, y_pred)
 
+    def _metric(self, fn: Callable, y_true: Any, y_pred: Any) -> float:
+        # a single binary-cross-entropy output is a logit when from_logits: its class
+        # boundary is 0, not 0.5
+        if fn is metrics_mod.accuracy and self.from_logits and \
+                self.loss_fn is losses.binary_crossentropy:
+            return float(fn(y_true, y_pred, threshold=0.0))
+        return float(fn(y_true, y_pred))
+
     def objective(self, params: dict, x: Any, y: Any, state: dict | None = None,
                   training: bool = True, rng: Any = None) -> tuple[Any, tuple]:
         """(loss + penalties, (new state, outputs)): what ``fit`` differentiates."""
@@ -117,24 +132,29 @@ class Model(Sequential):
 
         Returns a History whose ``.history`` holds ``loss``, each metric, and with validation
         data their ``val_`` twins, one value per epoch. ``validation_split`` holds out the last
-        fraction of (x, y), as Keras does. verbose=1 draws a progress bar per epoch, 2 prints a
-        line per epoch, 0 is silent. ``seed`` drives shuffling and dropout.
+        fraction of (x, y), as Keras does; given ``validation_data`` takes precedence over it
+        (Keras' rule), and then nothing is held out. verbose=1 draws a progress bar per epoch,
+        2 prints a line per epoch, 0 is silent. ``seed`` drives shuffling and dropout.
         """
         self._require_compiled("fit")
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Model.fit: epochs must be a non-negative integer, got {epochs!r}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"Model.fit: batch_size must be a positive integer, got "
-                             f"{batch_size!r}")
+        _check_batch_size(batch_size, "fit")
         x = self._inputs(x, "fit")
         y = self._targets(y, len(x), "fit")
-        if validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"Model.fit: validation_split must be in (0, 1), got "
-                                 f"{validation_split}")
+        if validation_split and not 0 < validation_split < 1:
+            raise ValueError(f"Model.fit: validation_split must be in (0, 1), got "
+                             f"{validation_split}")
+        if validation_split and validation_data is None:  # given validation_data wins (Keras)
             cut = int(round(len(x) * (1 - validation_split)))
+            if cut == 0 or cut == len(x):
+                raise ValueError(f"Model.fit: validation_split={validation_split} of {len(x)} "
+                                 f"samples leaves {cut} for training and {len(x) - cut} for "
+                                 f"validation; both need at least one")
             validation_data = (x[cut:], y[cut:])
             x, y = x[:cut], y[:cut]
+        if len(x) == 0:
+            raise ValueError("Model.fit: expected at least one training sample, got 0")
         rng = as_rng(seed)
         history = History()
         cbs = list(callbacks)
@@ -144,6 +164,7 @@ class Model(Sequential):
         cb = CallbackList(cbs)
         cb.set_model(self)
         self.stop_training = False
+        self.last_finite = (self.params, self.state)  # what TerminateOnNaN restores
         step = getattr(self.optimizer, "fit_step", None)
         train_step = step(self) if step is not None else self._first_order_step()
         cb.on_train_begin()
@@ -171,13 +192,14 @@ class Model(Sequential):
                 seen += k
                 sums["loss"] += loss * k
                 for name, fn in self.metric_fns:
-                    sums[name] += fn(yb, out) * k
+                    sums[name] += self._metric(fn, yb, out) * k
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"loss {sums['loss'] / seen:.4f}")
             if bar is not None:
                 bar.close()
-            logs = {key: value / max(seen, 1) for key, value in sums.items()}
+            # no batch finished (the first loss was not finite): no figure, not 0
+            logs = {key: value / seen if seen else math.nan for key, value in sums.items()}
             if validation_data is not None and not (self.stop_training and seen < n):
                 val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -213,6 +235,7 @@ class Model(Sequential):
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
         """Outputs of the network in evaluation mode, computed batch by batch."""
         self._require_built()
+        _check_batch_size(batch_size, "predict")
         x = self._inputs(x, "predict")
         outs = [np.asarray(self.apply(self.params, x[i:i + batch_size].astype(self.dtype,
                                                                                 copy=False),
@@ -223,12 +246,15 @@ class Model(Sequential):
     def evaluate(self, x: Any, y: Any, batch_size: int = 1024) -> dict[str, float]:
         """{"loss": ..., metric: ...} on (x, y) in evaluation mode (loss includes penalties)."""
         self._require_compiled("evaluate")
+        _check_batch_size(batch_size, "evaluate")
         x = self._inputs(x, "evaluate")
         y = self._targets(y, len(x), "evaluate")
+        if len(x) == 0:
+            raise ValueError("Model.evaluate: expected at least one sample, got 0")
         out = self.predict(x, batch_size)
         result = {"loss": float(self._loss(y, out) + self.penalty(self.params))}
         for name, fn in self.metric_fns:
-            result[name] = float(fn(y, out))
+            result[name] = self._metric(fn, y, out)
         return result
 
     # -- persistence -------------------------------------------------------------------------

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .base import Callback
 
 
 class ModelCheckpoint(Callback):
     """Save to ``path`` (formatted with ``epoch`` and the logs, e.g. "model-{epoch:02d}.pnl")
-    at each epoch end; with ``save_best_only`` only when ``monitor`` improves. Saves are
-    atomic (``Model.save``)."""
+    at each epoch end; with ``save_best_only`` only when ``monitor`` improves (a decrease for
+    losses, an increase for accuracies: ``mode="auto"``; a monitor that is not logged is warned
+    about, as EarlyStopping does). Saves are atomic (``Model.save``)."""
 
     def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
         super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"ModelCheckpoint: mode must be auto, min or max, got {mode!r}")
         self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
         self.best = None
@@ -22,6 +27,8 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
+                warnings.warn(f"ModelCheckpoint: {self.monitor!r} is not among the logged "
+                              f"figures {sorted(logs)}; nothing saved", stacklevel=2)
                 return
             better = self.best is None or (value < self.best if self.mode == "min"
                                            else value > self.best)
