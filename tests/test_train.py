@@ -323,3 +323,11 @@ def test_checkpoint_rejects_a_bad_mode_and_warns_of_a_missing_monitor(rng, tmp_p
     with pytest.warns(UserWarning, match="'val_loss' is not among the logged figures"):
         model.fit(x, y, epochs=1, callbacks=[ck], verbose=0)
     assert not (tmp_path / "m.pnl").exists()
+
+
+def test_a_scalar_target_is_named(rng):
+    x, _ = blobs(rng, n=20)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    with pytest.raises(ValueError, match="Model.fit: expected an array of 20 targets, got"):
+        model.fit(x, 3, verbose=0)

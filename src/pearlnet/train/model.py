@@ -119,6 +119,9 @@ class Model(Sequential):
 
     def _targets(self, y: Any, n: int, who: str) -> np.ndarray:
         y = np.asarray(y)
+        if y.ndim == 0:
+            raise ValueError(f"Model.{who}: expected an array of {n} targets, got the scalar "
+                             f"{y!r}")
         if len(y) != n:
             raise ValueError(f"Model.{who}: {n} inputs but {len(y)} targets")
         return y if y.dtype.kind in "iub" else y.astype(self.dtype, copy=False)
