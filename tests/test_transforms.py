@@ -498,3 +498,66 @@ def test_grad_of_grad_through_slices_of_a_slice_fed_value():
     x = np.array([0.3, -0.7, 1.1])
     H = pearlnet.hessian(f)(x)
     np.testing.assert_allclose(pearlnet.grad(df0)(x), H[0] + H[2], rtol=1e-12)
+
+
+# ---- cases found by an audit (2026-12-05) ----------------------------------------------------
+@pytest.mark.parametrize("index", [((0, 0), slice(None)), (slice(None), (1, 1, 3))])
+def test_a_tuple_of_positions_accumulates_its_repeats(index):
+    # x[(0, 0), :] picks row 0 twice, as x[[0, 0], :] does: its cotangents add up
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    v = np.random.default_rng(1).standard_normal((4, 5))
+    numpy_index = tuple(np.asarray(i) if isinstance(i, tuple) else i for i in index)
+    want_g, want_hv = np.zeros_like(x), np.zeros_like(x)
+    np.add.at(want_g, numpy_index, np.cos(x[numpy_index]))
+    np.add.at(want_hv, numpy_index, -np.sin(x[numpy_index]) * v[numpy_index])
+
+    def f(a):
+        return pnp.sum(pnp.sin(a[index]))
+
+    np.testing.assert_allclose(grad(f)(x), want_g, rtol=1e-14)
+    np.testing.assert_allclose(hvp(f, x, v), want_hv, rtol=1e-14)
+    # an intermediate indexed the same way (the in-place accumulation path)
+    np.testing.assert_allclose(grad(lambda a: f(2 * a))(x), 2 * grad(f)(2 * x), rtol=1e-14)
+
+
+def test_argnums_naming_an_argument_twice_is_refused():
+    for argnums in ((0, 0), (0, -2)):
+        with pytest.raises(ValueError, match="grad: argnums .* names an argument twice"):
+            grad(lambda a, b: a * b, argnums=argnums)(1.0, 2.0)
+
+
+def test_forward_mode_through_a_matmul_with_a_nested_list():
+    a = [[1.0, 2.0], [3.0, -0.4]]
+
+    def f(x):
+        return pnp.sum((a @ x) ** 2)  # f = |A x|^2, H = 2 A^T A
+
+    x, v = np.array([[1.0, 0.5], [2.0, -1.0]]), np.ones((2, 2))
+    want = 2 * np.asarray(a).T @ np.asarray(a) @ v
+    np.testing.assert_allclose(hvp(f, x, v), want, rtol=1e-14)
+    np.testing.assert_allclose(hessian(lambda x: f(x.reshape(2, 2)))(x.ravel()) @ v.ravel(),
+                               want.ravel(), rtol=1e-14)
+
+
+def test_float32_inputs_get_float32_derivatives_where_f_promotes():
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    w = np.ones((3, 2))  # float64: the computation runs in float64
+
+    def f(a):
+        return pnp.sum((a @ w) ** 2)
+
+    g = grad(f)(x)
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, 2 * (x.astype(np.float64) @ w) @ w.T, rtol=1e-6)
+    assert hvp(f, x, np.ones_like(x)).dtype == np.float32
+    gn = gauss_newton_vp(lambda a: a @ w, lambda z: pnp.sum(z ** 2), x, np.ones_like(x))
+    assert gn.dtype == np.float32
+
+
+def test_real_of_a_real_value_passes_derivatives_and_inner_takes_scalars():
+    x = np.array([0.5, -1.5, 2.0])
+    np.testing.assert_array_equal(grad(lambda a: pnp.sum(pnp.real(a) ** 2))(x), 2 * x)
+    np.testing.assert_array_equal(hvp(lambda a: pnp.sum(pnp.real(3 * a) ** 2), x,
+                                      np.ones(3)), np.full(3, 18.0))
+    np.testing.assert_array_equal(pnp.inner(2.0, np.array([1.0, 3.0])), [2.0, 6.0])
+    assert grad(lambda s: pnp.sum(pnp.inner(s, np.array([1.0, 3.0]))))(2.0) == 4.0

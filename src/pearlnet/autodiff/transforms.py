@@ -44,7 +44,10 @@ def _argnums(argnums: int | Sequence[int], nargs: int, who: str) -> tuple[int, .
     for a in nums:
         if not isinstance(a, int) or not -nargs <= a < nargs:
             raise ValueError(f"{who}: argnums {argnums!r} does not fit {nargs} arguments")
-    return tuple(a % nargs for a in nums)
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"{who}: argnums {argnums!r} names an argument twice")
+    return nums
 
 
 def _trace_reverse(f: Callable, args: tuple, argnums: tuple[int, ...], kwargs: dict, who: str):
@@ -88,9 +91,23 @@ def _pull(trace: ReverseTrace, out_leaves: list, ct_leaves: list, inputs: list) 
     for indices, treedef, leaves in inputs:
         got = cts[k:k + len(indices)]
         k += len(indices)
-        result.append(tree_unflatten(treedef, [_zeros_like(x) if c is None else c
+        result.append(tree_unflatten(treedef, [_zeros_like(x) if c is None else _like(c, x)
                                                for c, x in zip(got, leaves)]))
     return result
+
+
+def _dtype(a: Any) -> np.dtype:
+    # a tracer's dtype without reading its value (a pending forward value stays pending)
+    return np.dtype(a.dtype) if isinstance(a, Tracer) else np.result_type(a)
+
+
+def _like(c: Any, x: Any) -> Any:
+    """The cotangent c in the dtype of its input x (float32 stays float32 even where f
+    promoted to float64, as in JAX); a complex cotangent of a real input is left alone."""
+    want, have = _dtype(x), _dtype(c)
+    if have == want or want.kind not in "fc" or have.kind != want.kind:
+        return c
+    return pnp.astype(c, want)
 
 
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0,

@@ -55,7 +55,9 @@ def _matmul_output_spec(x, y):
         batch = np.broadcast_shapes(xs[:-2], ys[:-2])
     except ValueError:
         return None
-    return batch + (xs[-2], ys[-1]), np.result_type(x, y)
+    # nested lists count by their values' type, not as a Python object
+    return batch + (xs[-2], ys[-1]), np.result_type(*(np.asarray(a) if isinstance(a, (list, tuple))
+                                                      else a for a in (x, y)))
 
 
 matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
@@ -101,6 +103,8 @@ def outer(a: Any, b: Any) -> Any:
 
 
 def inner(a: Any, b: Any) -> Any:
+    if len(shape_of(a)) == 0 or len(shape_of(b)) == 0:  # NumPy: a scalar operand multiplies
+        return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))
 
 

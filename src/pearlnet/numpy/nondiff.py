@@ -68,7 +68,11 @@ def isnan(x: Any) -> np.ndarray:
     return np.isnan(strip(x))
 
 
-def real(x: Any) -> np.ndarray:
+def real(x: Any) -> Any:
+    """The real part; of a real array, the array itself (derivatives pass, as for identity).
+    Of a complex traced value it carries no derivative."""
+    if isinstance(x, Tracer) and np.result_type(strip(x)).kind != "c":
+        return x
     return np.real(strip(x))
 
 

@@ -181,10 +181,11 @@ def _strip_index(index: Any) -> Any:
 
 
 def _is_advanced(index: Any) -> bool:
-    """True when the index holds integer arrays or lists, which may repeat positions."""
+    """True when the index holds integer arrays or sequences, which may repeat positions (a
+    tuple inside the index, as in x[(0, 0), :], is a sequence of positions too)."""
     items = index if isinstance(index, tuple) else (index,)
     for i in items:
-        if isinstance(i, list) or (isinstance(i, np.ndarray) and i.dtype != bool):
+        if isinstance(i, (list, tuple)) or (isinstance(i, np.ndarray) and i.dtype != bool):
             return True
     return False
 
