@@ -561,3 +561,15 @@ def test_real_of_a_real_value_passes_derivatives_and_inner_takes_scalars():
                                       np.ones(3)), np.full(3, 18.0))
     np.testing.assert_array_equal(pnp.inner(2.0, np.array([1.0, 3.0])), [2.0, 6.0])
     assert grad(lambda s: pnp.sum(pnp.inner(s, np.array([1.0, 3.0]))))(2.0) == 4.0
+
+
+def test_numpy_argument_forms_of_broadcast_to_concatenate_and_expand_dims():
+    x = np.array([[0.5, -1.0], [2.0, 0.3]])
+    for fn in (lambda m, a: m.broadcast_to(a[0, 0], 3),
+               lambda m, a: m.concatenate([a, 2 * a], axis=None),
+               lambda m, a: m.expand_dims(a, (0, 3)),
+               lambda m, a: m.expand_dims(a, (-1, 0))):
+        np.testing.assert_array_equal(fn(pnp, x), fn(np, x))
+        check_grad(lambda a, fn=fn: pnp.sum(fn(pnp, a) ** 3), x)
+    with pytest.raises(ValueError, match="expand_dims: repeated axis"):
+        pnp.expand_dims(x, (1, 1))

@@ -138,8 +138,8 @@ broadcast_to_p.defvjp(_broadcast_to_vjp)
 broadcast_to_p.defjvp(_broadcast_to_jvp)
 
 
-def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
-    shape = tuple(int(s) for s in shape)
+def broadcast_to(x: Any, shape: int | Sequence[int]) -> Any:
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if shape_of(x) == shape:
         return x
     return broadcast_to_p(x, shape=shape)
@@ -279,10 +279,12 @@ concatenate_p.defjvp_variadic(_concatenate_jvp)
 concatenate_p.jvp_joint = _concatenate_jvp_joint
 
 
-def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
+def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("concatenate: need at least one array")
+    if axis is None:  # NumPy: flatten every input first
+        arrays, axis = [reshape(x, (-1,)) for x in arrays], 0
     if len(arrays) == 1:
         return arrays[0]
     # where each input starts along the axis (and where the last ends): the reverse rule of
@@ -296,10 +298,16 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     return concatenate_p(*arrays, axis=axis, bounds=tuple(bounds))
 
 
-def expand_dims(x: Any, axis: int) -> Any:
-    shape = list(shape_of(x))
-    shape.insert(axis % (len(shape) + 1) if axis < 0 else axis, 1)
-    return reshape(x, tuple(shape))
+def expand_dims(x: Any, axis: int | Sequence[int]) -> Any:
+    """Insert axes of length 1 at ``axis`` (an int or a tuple, positions in the result)."""
+    shape = shape_of(x)
+    axes = normalize_axis(axis, len(shape) + (1 if isinstance(axis, (int, np.integer))
+                                               else len(axis)))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"expand_dims: repeated axis in {axis!r}")
+    rest = iter(shape)
+    new = tuple(1 if i in axes else next(rest) for i in range(len(shape) + len(axes)))
+    return reshape(x, new)
 
 
 def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
