@@ -343,6 +343,14 @@ def test_swapped_files_fail_the_magic_check(places):
     assert path.exists()
 
 
+def test_truncated_gz_is_named(places):
+    write_dataset(places["root"])
+    path = places["root"] / f"{FILES[2]}.gz"
+    path.write_bytes(path.read_bytes()[:-6])
+    with pytest.raises(IDXError, match=f"read_idx: {path} is not a valid gzip file"):
+        load_mnist(root=places["root"])
+
+
 # ---- the real Fashion-MNIST (Debian's dataset-fashion-mnist) ---------------------------------
 
 needs_fashion = pytest.mark.skipif(

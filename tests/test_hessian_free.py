@@ -139,6 +139,46 @@ def test_arguments_are_checked():
         HessianFree().step(np.zeros(2), {"lambda": 1.0, "direction": np.zeros(2)})
 
 
+def test_settings_and_state_that_would_stall_or_reverse_it_are_refused():
+    for kwargs, match in [
+            ({"precondition_cases": 0}, "precondition_cases must be a positive integer, got 0"),
+            ({"precondition_cases": -3}, "precondition_cases must be a positive integer"),
+            ({"curvature_batch_size": 0}, r"curvature_batch_size must be a positive integer "
+                                          r"\(or None\), got 0"),
+            ({"curvature_batch_size": 10.0}, "curvature_batch_size .* got 10.0"),
+            ({"cg_min_iters": 10, "cg_max_iters": 5}, r"cg_min_iters must be <= cg_max_iters "
+                                                      r"\(5\), got 10")]:
+        with pytest.raises(ValueError, match=f"HessianFree: {match}"):
+            HessianFree(rosenbrock_residuals, sum_of_squares, **kwargs)
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares)
+    params = np.array([-1.2, 1.0])
+    good = hf.init(params)
+    for state, match in [
+            (None, "state must be the dict returned by HessianFree.init .* got NoneType"),
+            ({**good, "lambda": math.nan}, r"state\['lambda'\] must be a number in \[0.0, inf\), "
+                                           "got nan"),
+            ({**good, "lambda": -1.0}, r"state\['lambda'\] .* got -1.0"),
+            ({**good, "direction": np.zeros(3)}, r"state\['direction'\] must be a real array of "
+                                                 r"shape \(2,\) .* got float64 of shape \(3,\)")]:
+        with pytest.raises(ValueError, match=f"HessianFree.step: {match}"):
+            hf.step(params, state)
+    for lr in (-1.0, math.nan, math.inf):
+        hf.lr = lr
+        with pytest.raises(ValueError, match=r"HessianFree.step: lr .* must be a number in "
+                                             r"\[0.0, inf\), got"):
+            hf.step(params, good)
+    hf.lr = 0.0  # a LearningRateScheduler at the end of a schedule: no step
+    new, _, info = hf.step(params, good)
+    np.testing.assert_array_equal(new, params)
+    hf.lr = 0.5  # a positive factor still works, and so does a lambda read back from an .npz
+    _, _, info = hf.step(params, {**good, "lambda": np.array(1.0)})
+    assert info["loss"] < info["loss_before"]
+    pre = HessianFree(rosenbrock_residuals, sum_of_squares, preconditioner=True)
+    with pytest.raises(ValueError, match="HessianFree.step: the preconditioner needs a batch of "
+                                         "cases .* got batch=None"):
+        pre.step(params, good)
+
+
 # ---- through Model.fit -----------------------------------------------------------------------
 def test_hessian_free_trains_a_model_and_resumes(rng, tmp_path):
     x = rng.standard_normal((200, 4)).astype(np.float32)

@@ -1,5 +1,7 @@
 """The IDX reader on small files written here: good files round-trip, bad headers are named."""
 
+import gzip
+import re
 
 import numpy as np
 import pytest
@@ -52,3 +54,15 @@ def test_not_an_idx_file(tmp_path):
     write_idx(path, np.zeros(2, np.uint8), code=0x07)
     with pytest.raises(IDXError, match="unknown type code 0x07"):
         read_idx(path)
+
+
+def test_truncated_or_corrupt_gzip_is_named(tmp_path):
+    good = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]))
+    for name, data, why in [("truncated.gz", good[:-6], "Compressed file ended"),
+                            ("plain.gz", bytes([0, 0, 8, 1, 0, 0, 0, 1, 7]), "Not a gzipped file"),
+                            ("corrupt.gz", b"\x1f\x8b\x08\x00garbagegarbage", "Error -3")]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(IDXError, match=f"read_idx: {re.escape(str(path))} is not a valid "
+                                           rf"gzip file \({why}.*\); expected a gzip-compressed"):
+            read_idx(path)

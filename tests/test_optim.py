@@ -296,6 +296,24 @@ def test_clip_by_global_norm_scales_by_the_global_norm():
     np.testing.assert_array_equal(P0["b"] - new["b"], [0, 4.0])
 
 
+def test_clip_by_global_norm_clips_a_gradient_too_large_to_square():
+    # |g| = 5 * 2^600: g @ g overflows float64, yet the norm and the clipped step are exact;
+    # scaling by a power of two changes no rounding, so the step equals the one for g = [3, 4]
+    normal, huge = np.array([3.0, 4.0]), np.array([3.0, 4.0]) * 2.0 ** 600
+    assert global_norm(normal) == 5.0 and global_norm(huge) == 5.0 * 2.0 ** 600
+    assert global_norm(np.array([3.0, 4.0]) * 2.0 ** -600) == 5.0 * 2.0 ** -600  # no underflow
+    opt = ClipByGlobalNorm(SGD(lr=1.0), max_norm=1.0)
+    p = np.zeros(2)
+    for g in (normal, huge):
+        new, _ = opt.update(p, g, opt.init(p))
+        np.testing.assert_array_equal(new, [-(3.0 * (1.0 / 5.0)), -0.8])
+    new, _ = opt.update(p, np.array([1e200, 1e200]), opt.init(p))  # the audit's case
+    np.testing.assert_allclose(new, [-math.sqrt(0.5)] * 2, rtol=1e-15)
+    # a gradient with an infinite entry still becomes NaN, as documented
+    new, _ = opt.update(p, np.array([math.inf, 1.0]), opt.init(p))
+    assert np.isnan(new).all()
+
+
 def test_clip_forwards_the_learning_rate():
     inner = Adam(lr=0.1)
     opt = ClipByGlobalNorm(inner, max_norm=1.0)

@@ -87,6 +87,23 @@ def test_adam_and_clipping_read_the_schedule_by_step():
     np.testing.assert_allclose(moves, [0.1, 0.1, 0.05], rtol=1e-10)
 
 
+def test_growing_schedules_overflow_with_a_named_error_and_power_underflows():
+    # rate or drop > 1 is allowed (an lr range test grows the rate) until lr_t leaves float64
+    assert exponential(1.0, 10.0)(308) == 1e308
+    with pytest.raises(ValueError, match=r"exponential: the learning rate at step t=309 "
+                                         r"overflows float64 \(exponential\(lr=1.0, rate=10.0"):
+        exponential(1.0, 10.0)(309)
+    with pytest.raises(ValueError, match="step: the learning rate at step t=700 overflows"):
+        step(1.0, 10.0, every=2)(700)
+    with pytest.raises(ValueError, match="exponential: the learning rate at step t=400"):
+        SGD(exponential(1.0, 10.0)).update(np.ones(2), np.ones(2), {"step": 400})
+    assert exponential(1e-300, 10.0)(400) == pytest.approx(1e100, rel=1e-12)  # fits: returned
+    # (t + 1)^p beyond float64 makes lr_t tiny, not an error
+    assert power(1.0, 200.0)(100) == 0.0
+    assert power(1e300, 200.0)(100) == pytest.approx(1e300 / 101.0 ** 100 / 101.0 ** 100,
+                                                     rel=1e-12)
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: constant(-1.0), "constant: lr"),
     (lambda: power(0.1, -1), "power: p"),

@@ -338,17 +338,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if recipe["schedule"] == "cosine":
         lr = schedules.cosine(lr, total_steps=recipe["epochs"] * steps_per_epoch)
     opt = optim.get(args.optimizer)
-    opt.lr = lr
-    opt.weight_decay = recipe.get("weight_decay", 0.0)  # decoupled, on the kernels only
+    hessian_free = isinstance(opt, optim.HessianFree)
+    if not hessian_free:  # HF's step comes from CG and its line search: no learning rate
+        opt.lr = lr
+        opt.weight_decay = recipe.get("weight_decay", 0.0)  # decoupled, on the kernels only
     if regression:
         model.compile(loss="mse", optimizer=opt)
     else:
         model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
-    decay = f", weight decay {opt.weight_decay:g}" if opt.weight_decay else ""
+    decay = f", weight decay {opt.weight_decay:g}" if getattr(opt, "weight_decay", 0) else ""
+    step = "" if hessian_free else f" lr {recipe['lr']:g} ({recipe['schedule']}){decay}"
     print(f"pearlnet train: {args.model} on {args.dataset}, {len(x_train)} training and "
           f"{len(x_test)} test {'series' if regression else 'images'}; "
-          f"{model.count_params():,} parameters; {args.optimizer} lr {recipe['lr']:g} "
-          f"({recipe['schedule']}){decay}, batch {recipe['batch_size']}, "
+          f"{model.count_params():,} parameters; {args.optimizer}{step}, "
+          f"batch {recipe['batch_size']}, "
           f"{recipe['epochs']} epochs",
           flush=True)
     t0 = time.perf_counter()

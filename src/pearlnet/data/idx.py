@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,17 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
     """The array stored in an IDX file (``.gz`` files are decompressed).
 
     Checks the magic number (against ``expect_magic`` when given: 2051 for images, 2049 for
-    labels), the type code, and that the byte count equals the product of the dimensions.
+    labels), the type code, and that the byte count equals the product of the dimensions; a
+    truncated or corrupt ``.gz`` file is an IDXError too.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # truncated or corrupt .gz
+        raise IDXError(f"read_idx: {path} is not a valid gzip file ({exc}); expected a "
+                       f"gzip-compressed IDX file, as the .gz suffix says") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise IDXError(f"read_idx: {path} does not start with an IDX magic number")
     code, ndim = data[2], data[3]

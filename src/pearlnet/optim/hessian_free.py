@@ -139,10 +139,18 @@ class HessianFree:
                                  low_open=True, high_open=True)
         self.boost = check_number("HessianFree", "damping_factors[1]", boost, low=1.0,
                                   low_open=True)
-        for name, value in (("cg_max_iters", cg_max_iters), ("cg_min_iters", cg_min_iters)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"HessianFree: {name} must be a positive integer, got "
-                                 f"{value!r}")
+        counts = {"cg_max_iters": cg_max_iters, "cg_min_iters": cg_min_iters,
+                  "precondition_cases": precondition_cases}
+        if curvature_batch_size is not None:
+            counts["curvature_batch_size"] = curvature_batch_size
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                or_none = " (or None)" if name == "curvature_batch_size" else ""
+                raise ValueError(f"HessianFree: {name} must be a positive integer{or_none}, "
+                                 f"got {value!r}")
+        if cg_min_iters > cg_max_iters:
+            raise ValueError(f"HessianFree: cg_min_iters must be <= cg_max_iters "
+                             f"({cg_max_iters}), got {cg_min_iters}")
         self.cg_max_iters, self.cg_min_iters = cg_max_iters, cg_min_iters
         self.cg_tol = check_number("HessianFree", "cg_tol", cg_tol, low=0.0, low_open=True)
         self.cg_decay = check_number("HessianFree", "cg_decay", cg_decay, low=0.0, high=1.0)
@@ -182,13 +190,18 @@ class HessianFree:
         penalty = hvp_operator(lambda w: self.penalty(unravel(w)), flat)
         return lambda v: np.asarray(gn(v)) + np.asarray(penalty(v))
 
-    def _precondition(self, flat, unravel, batch, lam):
-        """(sum_i g_i^2 / N + lambda)^(3/4) from per-case gradients (Martens, section 4.7)."""
+    def _precondition_count(self, batch: Any) -> int:
+        """N, the number of cases the preconditioner uses, or a ValueError if there are none."""
         leaves = [leaf for leaf in _leaves(batch)]
-        if not leaves:
-            raise ValueError("HessianFree: the preconditioner needs a batch of cases (arrays "
-                             "with a leading axis of cases)")
-        n = min(len(leaves[0]), self.precondition_cases)
+        if not leaves or len(leaves[0]) == 0:
+            got = ("batch=None" if batch is None else "no array with a leading axis"
+                   if not leaves else f"arrays of shape {np.shape(leaves[0])}, no case")
+            raise ValueError(f"HessianFree.step: the preconditioner needs a batch of cases (arrays "
+                             f"with a leading axis of at least one case), got {got}")
+        return min(len(leaves[0]), self.precondition_cases)
+
+    def _precondition(self, flat, unravel, batch, lam, n):
+        """(sum_i g_i^2 / N + lambda)^(3/4) from per-case gradients (Martens, section 4.7)."""
         total = np.zeros_like(flat)
         for i in range(n):
             case = tree_map(lambda a, i=i: a[i:i + 1], batch)
@@ -213,14 +226,18 @@ class HessianFree:
                              "it through Model.compile)")
         flat, unravel = ravel(params)
         flat = np.asarray(flat)
-        lam = float(state["lambda"])
+        lam, direction = self._check_state(state, flat)
+        # 0 is allowed: a LearningRateScheduler may take the factor to 0 (no step)
+        check_number("HessianFree.step", "lr (the factor on the step)", self.lr, low=0.0)
+        n_cases = self._precondition_count(batch) if self.preconditioner else 0
         f = self._objective(unravel, batch)
         f0, g = value_and_grad(f)(flat)
         f0, g = float(f0), np.asarray(g)
         cbatch = batch if curvature_batch is None else curvature_batch
         product = self._curvature_product(flat, unravel, cbatch)
-        precond = self._precondition(flat, unravel, batch, lam) if self.preconditioner else None
-        x0 = self.cg_decay * np.asarray(state["direction"], dtype=flat.dtype)
+        precond = (self._precondition(flat, unravel, batch, lam, n_cases) if self.preconditioner
+                   else None)
+        x0 = self.cg_decay * direction
         x_last, saved, iters = conjugate_gradient(
             lambda v: product(v) + lam * v, -g, x0, self.cg_max_iters, self.cg_min_iters,
             self.cg_tol, precond)
@@ -271,6 +288,24 @@ class HessianFree:
         info = {"loss": f_new, "loss_before": f0, "lambda": lam, "rho": rho,
                 "cg_iters": iters, "rate": rate, "grad_norm": float(np.linalg.norm(g))}
         return unravel(new_flat.astype(flat.dtype, copy=False)), state, info
+
+    def _check_state(self, state: Any, flat: np.ndarray) -> tuple[float, np.ndarray]:
+        """state["lambda"] as a float >= 0 and state["direction"] as an array shaped like the
+        flat parameters, or a ValueError naming what is wrong."""
+        if not isinstance(state, dict) or "lambda" not in state or "direction" not in state:
+            got = f"keys {sorted(state)}" if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"HessianFree.step: state must be the dict returned by "
+                             f"HessianFree.init (with 'lambda' and 'direction'), got {got}")
+        lam = state["lambda"]
+        if isinstance(lam, np.ndarray) and lam.shape == ():  # read back from an .npz
+            lam = lam.item()
+        lam = check_number("HessianFree.step", "state['lambda']", lam, low=0.0)
+        direction = np.asarray(state["direction"])
+        if direction.shape != flat.shape or direction.dtype.kind not in "fiu":
+            raise ValueError(f"HessianFree.step: state['direction'] must be a real array of shape "
+                             f"{flat.shape} (the flat parameters), got {direction.dtype} of shape "
+                             f"{direction.shape}")
+        return lam, direction.astype(flat.dtype, copy=False)
 
     # -- Model.fit integration ---------------------------------------------------------------
     def fit_step(self, model: Any) -> Callable:

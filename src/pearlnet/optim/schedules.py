@@ -28,13 +28,20 @@ def _check_int(owner: str, name: str, value: Any, low: int) -> int:
 
 
 class Schedule:
-    """Base class: ``__call__(t)`` checks t (an integer >= 0) and returns ``self.value(t)``;
-    ``__repr__`` lists the constructor arguments kept in ``self._args``."""
+    """Base class: ``__call__(t)`` checks t (an integer >= 0) and returns ``self.value(t)``, or
+    a ValueError if that overflows float64; ``__repr__`` lists the constructor arguments kept in
+    ``self._args``."""
 
     _args: dict
 
     def __call__(self, t: int) -> float:
-        return self.value(_check_int(type(self).__name__, "the step t", t, 0))
+        name = type(self).__name__
+        t = _check_int(name, "the step t", t, 0)
+        value = self.value(t)
+        if math.isinf(value):  # a growing exponential or step, evaluated too far
+            raise ValueError(f"{name}: the learning rate at step t={t} overflows float64 "
+                             f"({self!r} grows without bound)")
+        return value
 
     def value(self, t: int) -> float:
         raise NotImplementedError
@@ -65,6 +72,18 @@ def _lr(owner: str, lr: Any) -> float:
     return check_number(owner, "lr", lr, low=0.0)
 
 
+def _scaled_power(lr: float, base: float, exponent: float) -> float:
+    """lr * base^exponent where base^exponent alone overflows float64: in logarithms, so a
+    product that fits (a decaying ``power``, a small lr) is still returned; inf if it does not
+    (``Schedule.__call__`` turns that into an error)."""
+    if lr == 0.0:
+        return 0.0
+    try:
+        return math.exp(math.log(lr) + exponent * math.log(base))
+    except OverflowError:
+        return math.inf
+
+
 class constant(Schedule):  # lower case: used like functions
     """lr_t = lr."""
 
@@ -92,7 +111,10 @@ class power(Schedule):
         self._args = {"lr": _lr("power", lr), "p": check_number("power", "p", p, low=0.0)}
 
     def value(self, t: int) -> float:
-        return self._args["lr"] / (t + 1) ** self._args["p"]
+        try:
+            return self._args["lr"] / (t + 1) ** self._args["p"]
+        except OverflowError:  # (t + 1)^p beyond float64: the value is tiny, not an error
+            return _scaled_power(self._args["lr"], t + 1, -self._args["p"])
 
 
 class robbins_monro(Schedule):
@@ -119,7 +141,10 @@ class exponential(Schedule):
 
     def value(self, t: int) -> float:
         a = self._args
-        return a["lr"] * a["rate"] ** (t / a["decay_steps"])
+        try:
+            return a["lr"] * a["rate"] ** (t / a["decay_steps"])
+        except OverflowError:  # rate > 1 grows without bound
+            return _scaled_power(a["lr"], a["rate"], t / a["decay_steps"])
 
 
 class step(Schedule):
@@ -132,7 +157,10 @@ class step(Schedule):
 
     def value(self, t: int) -> float:
         a = self._args
-        return a["lr"] * a["drop"] ** (t // a["every"])
+        try:
+            return a["lr"] * a["drop"] ** (t // a["every"])
+        except OverflowError:  # drop > 1 grows without bound
+            return _scaled_power(a["lr"], a["drop"], t // a["every"])
 
 
 class cosine(Schedule):
