@@ -416,6 +416,38 @@ def test_function_errors_name_the_function_and_shapes(call, pattern):
         call()
 
 
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: nn.conv2d(np.zeros((1, 1, 5, 5)), np.ones((1, 1, 2, 2)), stride=(1.5, 1.5)),
+     r"conv2d: stride must be an int or a pair of ints, got \(1.5, 1.5\)"),
+    (lambda: nn.max_pool2d(np.zeros((1, 1, 5, 5)), (2.9, 2.9)),
+     r"max_pool2d: pool size must be an int or a pair of ints, got \(2.9, 2.9\)"),
+    (lambda: nn.Conv2D(1, (2.7, 2.7)), r"Conv2D: kernel size must be .*, got \(2.7, 2.7\)"),
+    (lambda: nn.Conv2D(1, "33"), "Conv2D: kernel size must be an int or a pair of ints, got '33'"),
+    (lambda: nn.Conv2D(1, 3, stride=2.0), "Conv2D: stride must be .*, got 2.0"),
+    (lambda: nn.AvgPool2D(True), "AvgPool2D: pool size must be .*, got True"),
+    (lambda: nn.Conv2D(1, 3, padding=((1.5, 1), (0, 0))), r"Conv2D: padding must be an int, a "
+                                                         r"pair or a pair of pairs, got"),
+    (lambda: pnp.im2col(np.zeros((1, 1, 4, 4)), (2.0, 2), 1),
+     r"im2col: kernel must be an int or a pair of ints, got \(2.0, 2\)"),
+])
+def test_non_integer_sizes_are_refused_not_truncated(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_numpy_integer_sizes_are_accepted(rng):
+    x = rng.standard_normal((2, 3, 7, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    expected = nn.conv2d(x, w, stride=(2, 1), padding=((1, 0), 2))
+    got = nn.conv2d(x, w, stride=(np.int64(2), np.int32(1)),
+                    padding=((np.int8(1), np.uint8(0)), np.int16(2)))
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(nn.max_pool2d(x, np.array([2, 3])), nn.max_pool2d(x, (2, 3)))
+    layer = nn.Conv2D(np.int64(2), np.array([3, 2]), stride=np.int64(2))
+    assert (layer.kernel_size, layer.stride) == ((3, 2), (2, 2))
+    assert all(type(v) is int for v in (*layer.kernel_size, *layer.stride))
+
+
 def test_layer_errors_name_the_layer_and_shapes():
     with pytest.raises(ValueError, match=r"Conv2D 'big': kernel \(7, 7\) is larger than the "
                                          r"padded input \(6, 6\) \(input shape \(1, 4, 4\)"):

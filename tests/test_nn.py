@@ -191,6 +191,27 @@ def test_crossentropy_labels_one_hot_logits_probabilities_agree(rng):
     np.testing.assert_allclose(g, [[-0.5, 0.0], [0.0, -1 / 1.5]], rtol=1e-15)
 
 
+def test_crossentropy_integer_labels_on_sequences_pick_the_class_axis(rng):
+    cce = nn.losses.categorical_crossentropy
+    for n, t in ((3, 3), (2, 5)):  # batch == time used to index batch x time
+        logits = rng.standard_normal((n, t, 4))
+        labels = rng.integers(0, 4, (n, t))
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        expected = -np.take_along_axis(logp, labels[..., None], -1).sum() / n
+        assert cce(labels, logits, from_logits=True) == pytest.approx(expected, rel=1e-13)
+        assert cce(np.eye(4)[labels], logits, from_logits=True) == pytest.approx(expected,
+                                                                                rel=1e-13)
+        g = pearlnet.grad(lambda z, y=labels: cce(y, z, from_logits=True))(logits)
+        np.testing.assert_allclose(g, (np.exp(logp) - np.eye(4)[labels]) / n, rtol=1e-12)
+    # the class axis need not be last: (N, K, T) with axis=1
+    moved = np.moveaxis(logits, -1, 1)
+    assert cce(labels, moved, from_logits=True, axis=1) == pytest.approx(expected, rel=1e-13)
+    with pytest.raises(ValueError, match=r"categorical_crossentropy: integer labels for y_pred "
+                                         r"of shape \(2, 5, 4\) must have shape \(2, 5\), got "
+                                         r"\(5, 2\)"):
+        cce(labels.T, logits)
+
+
 def test_binary_crossentropy_logits_and_probabilities_agree(rng):
     z = rng.standard_normal(6)
     y = np.array([0, 1, 1, 0, 1, 0])
@@ -291,6 +312,107 @@ def test_batchnorm_uses_batch_statistics_in_training_and_running_ones_in_eval(rn
     np.testing.assert_allclose(y_eval, (x - state["mean"]) / np.sqrt(state["var"] + 1e-5))
 
 
+def test_batchnorm_refuses_to_train_on_one_value_per_channel(rng):
+    layer = nn.BatchNorm(name="bn")
+    layer.init(0, (3,))
+    with pytest.raises(ValueError, match=r"BatchNorm 'bn': training needs more than one value "
+                                         r"per channel, got input of shape \(1, 3\)"):
+        layer.forward(layer.params, np.ones((1, 3), np.float32), training=True)
+    # evaluation on one sample is fine, and so is one image of several pixels per channel
+    np.testing.assert_allclose(layer(np.ones((1, 3), np.float32)), np.ones((1, 3)) / np.sqrt(
+        1 + 1e-5), rtol=1e-6)
+    images = nn.BatchNorm(momentum=0.0, dtype=F64)
+    images.init(0, (2, 2, 2))
+    x = rng.standard_normal((1, 2, 2, 2))
+    y, state = images.forward(images.params, x, training=True)
+    np.testing.assert_allclose(y.mean((0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(state["var"], x.var((0, 2, 3), ddof=1))
+
+
+def test_batchnorm_and_prelu_errors_name_the_layer_and_the_shapes(rng):
+    bn = nn.BatchNorm(name="bn")
+    bn.init(0, (4,))
+    for training in (False, True):
+        with pytest.raises(ValueError, match=r"BatchNorm 'bn': expected 4 features along axis "
+                                             r"1, got inputs of shape \(3, 5\)"):
+            bn.forward(bn.params, np.ones((3, 5), np.float32), training=training)
+    with pytest.raises(ValueError, match=r"BatchNorm: expected axis in 1..1 or -1..-1 \(a "
+                                         r"feature axis of inputs of shape \(None, 4\)\), got "
+                                         r"axis=5"):
+        nn.BatchNorm(axis=5).init(0, (4,))
+    with pytest.raises(ValueError, match="BatchNorm: expected axis in 1..2.*got axis=0"):
+        nn.BatchNorm(axis=0).init(0, (4, 3))
+    # a negative axis counts from the end: per-feature statistics over batch and time
+    last = nn.BatchNorm(axis=-1, dtype=F64)
+    last.init(0, (3, 4))
+    x = 2 + rng.standard_normal((5, 3, 4))
+    y, _ = last.forward(last.params, x, training=True)
+    assert last.params["gamma"].shape == (4,)
+    np.testing.assert_allclose(y, (x - x.mean((0, 1))) / np.sqrt(x.var((0, 1)) + 1e-5))
+    pr = nn.PReLU(name="pr")
+    pr.init(0, (4,))
+    with pytest.raises(ValueError, match=r"PReLU 'pr': expected inputs with 4 features "
+                                         r"\(channels\) along axis 1, got inputs of shape "
+                                         r"\(3, 5\)"):
+        pr(np.ones((3, 5), np.float32))
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: nn.Standardize(float("nan"), 1.0), "Standardize: mean must be finite, got nan"),
+    (lambda: nn.Standardize(0.0, float("inf")),
+     "Standardize: std must be positive and finite, got inf"),
+    (lambda: nn.Softmax(temperature=float("nan")),
+     "Softmax: temperature must be positive and finite, got nan"),
+    (lambda: nn.Softmax(temperature=float("inf")),
+     "Softmax: temperature must be positive and finite, got inf"),
+    (lambda: nn.softmax(np.ones(3), temperature=float("nan")),
+     "softmax: temperature must be positive and finite, got nan"),
+    (lambda: nn.L2(float("nan")), r"L1L2: coefficients must be >= 0 and finite, got l1=0.0, "
+                                  r"l2=nan"),
+    (lambda: nn.L1(float("inf")), r"L1L2: coefficients must be >= 0 and finite, got l1=inf"),
+    (lambda: nn.BatchNorm(epsilon=float("nan")),
+     "BatchNorm: epsilon must be positive and finite, got nan"),
+])
+def test_nan_and_inf_settings_are_refused_at_construction(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
+def test_a_custom_activation_function_is_never_saved_without_it(tmp_path, rng):
+    def scaled_tanh(z):
+        return 3.0 * pnp.tanh(z)
+
+    for make, shape in [(lambda **kw: nn.Dense(3, activation=scaled_tanh, **kw), (4,)),
+                        (lambda **kw: nn.Conv2D(2, 1, activation=scaled_tanh, **kw), (1, 2, 2)),
+                        (lambda **kw: nn.RNN(3, activation=scaled_tanh, **kw), (2, 2)),
+                        (lambda **kw: nn.Activation(scaled_tanh, **kw), (4,))]:
+        layer = make(name="mine")
+        with pytest.raises(ValueError, match=rf"{type(layer).__name__} 'mine': cannot save the "
+                                             r"activation <function .*scaled_tanh.*named "
+                                             r"activation string"):
+            layer.get_config()
+        assert "scaled_tanh" in repr(layer)  # repr still works
+        model = pearlnet.Model([make(input_shape=shape)])
+        model.build_model()
+        with pytest.raises(ValueError, match="cannot save the activation"):
+            model.save(tmp_path / "m.pnl")
+        assert list(tmp_path.iterdir()) == []  # raised before any file was opened
+    # the library's own functions, passed as functions, are saved by name and load back as such
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    for fn in (nn.relu, nn.tanh, nn.softmax, nn.log_softmax):
+        model = pearlnet.Model([nn.Dense(3, activation=fn, input_shape=(4,))])
+        model.build_model()
+        assert model.layers[0].get_config()["activation"] == fn.__name__
+        model.save(tmp_path / "named.pnl")
+        loaded = pearlnet.load_model(tmp_path / "named.pnl")
+        assert loaded.layers[0].activation is fn
+        np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    # a library function with other defaults is not the named one
+    steeper = nn.activations.Activation(nn.activations._leaky_relu, "leaky_relu", alpha=0.3)
+    with pytest.raises(ValueError, match="cannot save the activation Activation\\(leaky_relu"):
+        nn.Dense(2, activation=steeper).get_config()
+
+
 def test_layer_errors_name_the_layer():
     with pytest.raises(ValueError, match="Dense: units must be a positive integer"):
         nn.Dense(0)
@@ -310,3 +432,12 @@ def test_repr_shows_the_configuration():
     assert repr(nn.Dense(3, activation="relu")).startswith("Dense(units=3, activation='relu'")
     assert repr(nn.relu) == "Activation(relu)"
     assert "Dropout(p=0.5)" in repr(nn.Sequential([nn.Dropout(0.5)]))
+
+
+def test_elu_takes_the_left_derivative_at_zero():
+    # zeros are common (zero biases, padding); the left derivative at 0 is alpha, the second 1
+    for alpha in (0.5, 1.0, 2.0):
+        g = pearlnet.grad(lambda x, a=alpha: pnp.sum(nn.activations.elu(x, alpha=a)))(np.zeros(3))
+        np.testing.assert_array_equal(g, np.full(3, alpha))
+    np.testing.assert_array_equal(nn.elu.deriv(np.zeros(2)), [1.0, 1.0])
+    np.testing.assert_array_equal(nn.elu.second_deriv(np.zeros(2)), [1.0, 1.0])

@@ -12,6 +12,7 @@ exactly 0 (0 for relu), as PyTorch and the problem book's [H > 0] do; ``maximum(
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ import pearlnet.numpy as pnp
 from pearlnet.autodiff import jvp
 
 __all__ = ["Activation", "sigmoid", "tanh", "relu", "leaky_relu", "abs_relu", "softplus",
-           "swish", "mish", "elu", "linear", "softmax", "log_softmax", "get"]
+           "swish", "mish", "elu", "linear", "softmax", "log_softmax", "get", "config_name"]
 
 
 def _ones_like(x: Any) -> np.ndarray:
@@ -98,8 +99,10 @@ def _mish(x):
 
 
 def _elu(x, alpha):
-    # expm1 of min(x, 0): the unused branch never overflows
-    return pnp.where(x > 0, x, alpha * pnp.expm1(pnp.minimum(x, 0)))
+    # expm1 of x where x <= 0, else of 0: the unused branch never overflows, and at x = 0 the
+    # derivative is the left one, alpha (minimum(x, 0) would split a tie and give alpha/2)
+    negative = pnp.where(x > 0, 0.0, x)
+    return pnp.where(x > 0, x, alpha * pnp.expm1(negative))
 
 
 def _linear(x):
@@ -122,8 +125,8 @@ linear = Activation(_linear, "linear", "x (the identity).")
 def softmax(x: Any, axis: int = -1, temperature: float = 1.0) -> Any:
     """exp(x/T) / sum(exp(x/T)) along ``axis``, through logsumexp (no overflow). T -> 0 tends to
     the one-hot of the largest entry, T -> inf to the uniform distribution."""
-    if temperature <= 0:
-        raise ValueError(f"softmax: temperature must be positive, got {temperature}")
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"softmax: temperature must be positive and finite, got {temperature}")
     z = x / temperature if temperature != 1.0 else x
     return pnp.exp(z - pnp.logsumexp(z, axis=axis, keepdims=True))
 
@@ -150,3 +153,14 @@ def get(name: str | Callable | None) -> Callable:
     except KeyError:
         raise ValueError(f"activation: unknown name {name!r}; known: "
                          f"{', '.join(sorted(_BY_NAME))}") from None
+
+
+def config_name(fn: Callable, who: str) -> str:
+    """The name ``get`` maps back to ``fn`` itself, for a saved config. A Python function of
+    one's own (or a library one with other defaults) has none: ValueError naming ``who``."""
+    name = getattr(fn, "name", getattr(fn, "__name__", None))
+    if isinstance(name, str) and _BY_NAME.get(name) is fn:
+        return name
+    raise ValueError(f"{who}: cannot save the activation {fn!r}: a saved config holds only a "
+                     f"named activation ({', '.join(sorted(_BY_NAME))}), got a Python "
+                     f"function; build the layer with a named activation string to save it")

@@ -238,7 +238,8 @@ class Conv2D(Module):
                                                                       for p in self.padding]
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": padding,
-                "activation": getattr(self.activation, "name", None), "use_bias": self.use_bias,
+                "activation": act.config_name(self.activation, self.describe()),
+                "use_bias": self.use_bias,
                 "kernel_regularizer": None if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
                 "bias_regularizer": None if self.bias_regularizer is None

@@ -88,7 +88,8 @@ class Dense(Module):
         return kernel_and_bias_penalty(self, params)
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": getattr(self.activation, "name", None),
+        return {"units": self.units,
+                "activation": act.config_name(self.activation, self.describe()),
                 "use_bias": self.use_bias,
                 "kernel_regularizer": None if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
@@ -123,7 +124,8 @@ class BatchNorm(Module):
     """Batch normalisation (Ioffe & Szegedy 2015): y = gamma (x - mu) / sqrt(var + eps) + beta,
     with the batch's mean and (biased) variance in training and running averages in
     evaluation; running <- momentum * running + (1 - momentum) * batch (the unbiased batch
-    variance, as PyTorch). Normalises over every axis but ``axis`` (features; channels for NCHW).
+    variance, as PyTorch). Normalises over every axis but ``axis`` (features; channels for NCHW;
+    negative counts from the end). Training needs more than one value per channel, as PyTorch.
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = 1,
@@ -132,31 +134,44 @@ class BatchNorm(Module):
         super().__init__(input_shape, name, dtype)
         if not 0 <= momentum < 1:
             raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
-        if epsilon <= 0:
-            raise ValueError(f"BatchNorm: epsilon must be positive, got {epsilon}")
+        if not 0 < epsilon < math.inf:
+            raise ValueError(f"BatchNorm: epsilon must be positive and finite, got {epsilon}")
         self.momentum, self.epsilon, self.axis = float(momentum), float(epsilon), int(axis)
 
+    def _feature_axis(self, shape: tuple) -> int:
+        """``axis`` as a non-negative axis of a batch of shape ``shape`` (axis 0 is the batch)."""
+        ndim = len(shape)
+        if not (1 <= self.axis < ndim or -ndim < self.axis <= -1):
+            raise ValueError(f"{self.describe()}: expected axis in 1..{ndim - 1} or "
+                             f"-{ndim - 1}..-1 (a feature axis of inputs of shape {shape}), got "
+                             f"axis={self.axis}")
+        return self.axis % ndim
+
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        n = (1, *input_shape)[self.axis]
+        n = input_shape[self._feature_axis((None, *input_shape)) - 1]
         self.params = {"gamma": np.ones(n, self.dtype), "beta": np.zeros(n, self.dtype)}
         self.state = {"mean": np.zeros(n, self.dtype), "var": np.ones(n, self.dtype)}
         return tuple(input_shape)
 
-    def _bshape(self, x: Any) -> tuple:
-        shape = [1] * len(pnp.shape(x))
-        shape[self.axis] = pnp.shape(x)[self.axis]
-        return tuple(shape)
-
     def forward(self, params, x, *, state=None, training=False, rng=None):
         state = self.state if state is None else state
-        bshape = self._bshape(x)
-        axes = tuple(i for i in range(len(pnp.shape(x))) if i != self.axis)
+        shape = pnp.shape(x)
+        axis = self._feature_axis(shape)
+        n = pnp.shape(params["gamma"])[0]
+        if shape[axis] != n:
+            raise ValueError(f"{self.describe()}: expected {n} features along axis {self.axis}, "
+                             f"got inputs of shape {shape}")
+        bshape = tuple(n if i == axis else 1 for i in range(len(shape)))
+        axes = tuple(i for i in range(len(shape)) if i != axis)
         if training:
+            count = math.prod(shape[i] for i in axes)
+            if count < 2:  # the variance of one value is 0: y = beta, running var -> 0
+                raise ValueError(f"{self.describe()}: training needs more than one value per "
+                                 f"channel, got input of shape {shape}")
             mean = pnp.mean(x, axis=axes, keepdims=True)
             var = pnp.mean(pnp.square(x - mean), axis=axes, keepdims=True)
-            count = math.prod(pnp.shape(x)[i] for i in axes)
             m = self.momentum
-            unbiased = pnp.stop_gradient(var).reshape(-1) * (count / max(count - 1, 1))
+            unbiased = pnp.stop_gradient(var).reshape(-1) * (count / (count - 1))
             new_state = {"mean": m * state["mean"] + (1 - m) * pnp.stop_gradient(mean).reshape(-1),
                          "var": m * state["var"] + (1 - m) * unbiased}
         else:
@@ -187,8 +202,10 @@ class Standardize(Module):
     def __init__(self, mean: float, std: float, input_shape: tuple | None = None,
                  name: str | None = None) -> None:
         super().__init__(input_shape, name)
-        if not std > 0:
-            raise ValueError(f"Standardize: std must be positive, got {std}")
+        if not math.isfinite(mean):
+            raise ValueError(f"Standardize: mean must be finite, got {mean}")
+        if not 0 < std < math.inf:
+            raise ValueError(f"Standardize: std must be positive and finite, got {std}")
         self.mean, self.std = float(mean), float(std)
 
     def forward(self, params, x, *, state=None, training=False, rng=None):
@@ -213,8 +230,7 @@ class Activation(Module):
     def get_config(self) -> dict:
         if type(self) is not Activation:  # the named subclasses fix the function
             return dict(self.kwargs)
-        return {"activation": getattr(self.fn, "name", getattr(self.fn, "__name__", None)),
-                **self.kwargs}
+        return {"activation": act.config_name(self.fn, self.describe()), **self.kwargs}
 
 
 def _activation_layer(cls_name: str, fn_name: str, doc: str, **defaults: Any) -> type:
@@ -258,8 +274,9 @@ class Softmax(Activation):
     """exp(x/T) / sum exp(x/T) over the last axis, T the temperature."""
 
     def __init__(self, temperature: float = 1.0, input_shape=None, name=None) -> None:
-        if temperature <= 0:
-            raise ValueError(f"Softmax: temperature must be positive, got {temperature}")
+        if not 0 < temperature < math.inf:
+            raise ValueError(f"Softmax: temperature must be positive and finite, got "
+                             f"{temperature}")
         super().__init__("softmax", input_shape, name, temperature=float(temperature))
 
 
@@ -278,6 +295,10 @@ class PReLU(Module):
         return tuple(input_shape)
 
     def forward(self, params, x, *, state=None, training=False, rng=None):
+        n = pnp.shape(params["alpha"])[0]
+        if len(pnp.shape(x)) < 2 or pnp.shape(x)[1] != n:
+            raise ValueError(f"{self.describe()}: expected inputs with {n} features (channels) "
+                             f"along axis 1, got inputs of shape {pnp.shape(x)}")
         shape = [1] * len(pnp.shape(x))
         shape[1] = -1
         alpha = pnp.reshape(params["alpha"], tuple(shape))

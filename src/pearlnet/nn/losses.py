@@ -1,7 +1,8 @@
 """Losses ``loss(y_true, y_pred)``: the mean over objects (Keras' argument order).
 
 Each is a plain differentiable function, so ``grad``, ``hvp`` and ``gauss_newton_vp`` see through
-it. Classification targets may be integer labels (N,) or one-hot / probability rows (N, K).
+it. Classification targets may be integer labels (N,) or one-hot / probability rows (N, K);
+for sequence outputs (N, T, K), labels (N, T) or one-hot targets (N, T, K).
 """
 
 from __future__ import annotations
@@ -40,16 +41,22 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Any:
     return pnp.mean(pnp.square(y_pred - y_true))
 
 
-def _labels_or_onehot(name: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray | None, Any]:
-    """(integer labels, None) or (None, target rows)."""
+def _labels_or_onehot(name: str, y_true: Any, y_pred: Any,
+                      axis: int = -1) -> tuple[np.ndarray | None, Any]:
+    """(integer labels, None) or (None, target rows). Labels have y_pred's shape without the
+    class axis ``axis``: (N,) for (N, K), (N, T) for (N, T, K)."""
     y = np.asarray(pnp.stop_gradient(y_true))
-    k = pnp.shape(y_pred)[-1]
-    if y.ndim == pnp.ndim(y_pred) - 1 and y.dtype.kind in "iub":
+    shape = pnp.shape(y_pred)
+    k = shape[axis]
+    if y.ndim == len(shape) - 1 and y.dtype.kind in "iub":
+        expected = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+        if y.shape != expected:
+            raise ValueError(f"{name}: integer labels for y_pred of shape {shape} must have "
+                             f"shape {expected}, got {y.shape}")
         if y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(f"{name}: labels must lie in [0, {k}), got {y.min()}..{y.max()}")
         return y.astype(np.intp), None
-    if y.ndim == 1 and pnp.ndim(y_pred) == 2 and y.dtype.kind == "f" and \
-            np.all(y == np.round(y)):
+    if y.ndim == len(shape) - 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
         raise ValueError(f"{name}: got float labels of shape {y.shape}; pass integer labels "
                          f"or one-hot rows of shape {pnp.shape(y_pred)}")
     _check_pair(name, y_true, y_pred)
@@ -61,15 +68,18 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
     """-(1/n) sum_i sum_k y_ik log p_ik. From probabilities p = y_pred (raised to at least 1e-7,
     the course's formula; no upper clip, whose tie rule would halve the gradient at p = 1);
     from logits, log p = logits - logsumexp(logits), fused and stable.
-    y_true: integer labels (N,) or one-hot rows (N, K)."""
-    labels, target = _labels_or_onehot("categorical_crossentropy", y_true, y_pred)
+    y_true: integer labels (N,) or one-hot rows (N, K); for sequences (N, T, K), labels (N, T)
+    or one-hot (N, T, K), summed over time and averaged over the N objects."""
+    labels, target = _labels_or_onehot("categorical_crossentropy", y_true, y_pred, axis)
     if from_logits:
         logp = y_pred - pnp.logsumexp(y_pred, axis=axis, keepdims=True)
     else:
         logp = pnp.log(pnp.maximum(y_pred, 1e-7))
     n = _n(y_pred)
-    if labels is not None:
-        return -pnp.sum(logp[np.arange(n), labels]) / n
+    if labels is not None:  # log p at each label: the label along ``axis``, grids elsewhere
+        grids = np.ix_(*(np.arange(d) for d in labels.shape))
+        ax = axis % pnp.ndim(y_pred)
+        return -pnp.sum(logp[(*grids[:ax], labels, *grids[ax:])]) / n
     return -pnp.sum(target * logp) / n
 
 

@@ -107,7 +107,12 @@ class Module:
         return f"{type(self).__name__}{'' if self.name is None else f' {self.name!r}'}"
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        try:
+            config = self.get_config()
+        except ValueError:  # a setting no saved config can hold: a custom activation function
+            fn = getattr(self, "activation", getattr(self, "fn", None))
+            return f"{type(self).__name__}({'' if fn is None else f'activation={fn!r}, '}...)"
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 

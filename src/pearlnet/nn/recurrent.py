@@ -245,7 +245,8 @@ class RNN(_Recurrent):
         return (self.activation(xv_t + h @ W),)
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": getattr(self.activation, "name", None),
+        return {"units": self.units,
+                "activation": act.config_name(self.activation, self.describe()),
                 **{k: v for k, v in super().get_config().items() if k != "units"}}
 
 

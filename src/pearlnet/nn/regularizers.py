@@ -6,6 +6,7 @@ factor 1/2). Layers apply them to their kernels only unless a bias regulariser i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pearlnet.numpy as pnp
@@ -17,8 +18,8 @@ class L1L2:
     """l1 * sum(|W|) + l2 * sum(W^2)."""
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        if l1 < 0 or l2 < 0:
-            raise ValueError(f"L1L2: coefficients must be >= 0, got l1={l1}, l2={l2}")
+        if not (0 <= l1 < math.inf and 0 <= l2 < math.inf):
+            raise ValueError(f"L1L2: coefficients must be >= 0 and finite, got l1={l1}, l2={l2}")
         self.l1, self.l2 = float(l1), float(l2)
 
     def __call__(self, w: Any) -> Any:

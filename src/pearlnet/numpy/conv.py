@@ -35,27 +35,33 @@ from .shapes import reshape, sum_p, transpose
 __all__ = ["im2col", "col2im", "window_max"]
 
 
+def _is_int(value: Any) -> bool:
+    """A Python or NumPy integer (not a bool, a float or a string): sizes are never rounded."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _pair(value: Any, what: str, who: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
+    pair = (value, value) if _is_int(value) else value
     try:
-        a, b = (int(v) for v in value)
+        a, b = pair
     except (TypeError, ValueError):
-        raise ValueError(f"{who}: {what} must be an int or a pair of ints, got {value!r}") from None
-    return a, b
+        a = b = None
+    if not (_is_int(a) and _is_int(b)):
+        raise ValueError(f"{who}: {what} must be an int or a pair of ints, got {value!r}")
+    return int(a), int(b)
 
 
 def _padding(value: Any, who: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """int p, pair (ph, pw) or pair of pairs ((top, bottom), (left, right))."""
-    if isinstance(value, (int, np.integer)):
+    if _is_int(value):
         value = (value, value)
     try:
         rows, cols = value
-        rows = (rows, rows) if isinstance(rows, (int, np.integer)) else tuple(rows)
-        cols = (cols, cols) if isinstance(cols, (int, np.integer)) else tuple(cols)
-        out = tuple(tuple(int(p) for p in side) for side in (rows, cols))
-        if any(len(side) != 2 for side in out):
+        rows = (rows, rows) if _is_int(rows) else tuple(rows)
+        cols = (cols, cols) if _is_int(cols) else tuple(cols)
+        if any(len(side) != 2 or not all(_is_int(p) for p in side) for side in (rows, cols)):
             raise ValueError
+        out = tuple(tuple(int(p) for p in side) for side in (rows, cols))
     except (TypeError, ValueError):
         raise ValueError(f"{who}: padding must be an int, a pair or a pair of pairs, got "
                          f"{value!r}") from None
