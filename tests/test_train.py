@@ -331,3 +331,28 @@ def test_a_scalar_target_is_named(rng):
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
     with pytest.raises(ValueError, match="Model.fit: expected an array of 20 targets, got"):
         model.fit(x, 3, verbose=0)
+
+
+def test_a_last_batch_of_one_sample_joins_the_one_before(rng):
+    # 33 samples in batches of 32 with BatchNorm: a batch of one has no variance, so it is
+    # trained with the batch before it; the running variance then tracks the data's
+    x, y = blobs(rng, n=33)
+    model = small_model(batchnorm=True)
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.0))
+    seen = []
+    step = model._first_order_step
+
+    def counting_step():
+        inner = step()
+
+        def run(xb, yb, r):
+            seen.append(len(xb))
+            return inner(xb, yb, r)
+        return run
+
+    model._first_order_step = counting_step
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert seen == [33]
+    h = np.maximum(x @ model.params[model.layers[0].name]["W"], 0)
+    np.testing.assert_allclose(model.state[model.layers[1].name]["var"],
+                               0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-4)

@@ -136,7 +136,8 @@ class Model(Sequential):
         Returns a History whose ``.history`` holds ``loss``, each metric, and with validation
         data their ``val_`` twins, one value per epoch. ``validation_split`` holds out the last
         fraction of (x, y), as Keras does; given ``validation_data`` takes precedence over it
-        (Keras' rule), and then nothing is held out. verbose=1 draws a progress bar per epoch,
+        (Keras' rule), and then nothing is held out. A last batch of a single sample is
+        trained with the batch before it. verbose=1 draws a progress bar per epoch,
         2 prints a line per epoch, 0 is silent. ``seed`` drives shuffling and dropout.
         """
         self._require_compiled("fit")
@@ -176,11 +177,13 @@ class Model(Sequential):
             cb.on_epoch_begin(epoch)
             order = rng.permutation(n) if shuffle else np.arange(n)
             nb = math.ceil(n / batch_size)
+            if nb > 1 and n % batch_size == 1:
+                nb -= 1  # a last batch of one sample joins the one before (BatchNorm needs 2)
             bar = progress_bar(nb, f"epoch {epoch + 1}/{epochs}") if verbose == 1 else None
             sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metric_fns}}
             seen = 0
             for b in range(nb):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size:(b + 1) * batch_size if b < nb - 1 else n]
                 xb = x[idx].astype(self.dtype, copy=False)
                 yb = y[idx]
                 # a diverging step overflows; TerminateOnNaN reports that once, clearly,
