@@ -441,3 +441,11 @@ def test_elu_takes_the_left_derivative_at_zero():
         np.testing.assert_array_equal(g, np.full(3, alpha))
     np.testing.assert_array_equal(nn.elu.deriv(np.zeros(2)), [1.0, 1.0])
     np.testing.assert_array_equal(nn.elu.second_deriv(np.zeros(2)), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("layer, arg", [(nn.LeakyReLU, "alpha"), (nn.Swish, "beta"),
+                                        (nn.ELU, "alpha"), (nn.PReLU, "alpha_init")])
+def test_activation_layers_refuse_non_finite_settings(layer, arg):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"{layer.__name__}: {arg} must be a finite number"):
+            layer(**{arg: bad})

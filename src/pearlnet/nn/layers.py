@@ -120,6 +120,13 @@ class Dropout(Module):
         return {"p": self.p}
 
 
+def _finite(layer: str, name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{layer}: {name} must be a finite number, got {value}")
+    return value
+
+
 class BatchNorm(Module):
     """Batch normalisation (Ioffe & Szegedy 2015): y = gamma (x - mu) / sqrt(var + eps) + beta,
     with the batch's mean and (biased) variance in training and running averages in
@@ -253,21 +260,24 @@ class LeakyReLU(Activation):
     """x for x > 0, alpha x otherwise."""
 
     def __init__(self, alpha: float = 0.01, input_shape=None, name=None) -> None:
-        super().__init__("leaky_relu", input_shape, name, alpha=float(alpha))
+        alpha = _finite(type(self).__name__, "alpha", alpha)
+        super().__init__("leaky_relu", input_shape, name, alpha=alpha)
 
 
 class Swish(Activation):
     """x sigmoid(beta x)."""
 
     def __init__(self, beta: float = 1.0, input_shape=None, name=None) -> None:
-        super().__init__("swish", input_shape, name, beta=float(beta))
+        beta = _finite(type(self).__name__, "beta", beta)
+        super().__init__("swish", input_shape, name, beta=beta)
 
 
 class ELU(Activation):
     """x for x > 0, alpha (exp(x) - 1) otherwise."""
 
     def __init__(self, alpha: float = 1.0, input_shape=None, name=None) -> None:
-        super().__init__("elu", input_shape, name, alpha=float(alpha))
+        alpha = _finite(type(self).__name__, "alpha", alpha)
+        super().__init__("elu", input_shape, name, alpha=alpha)
 
 
 class Softmax(Activation):
@@ -287,7 +297,7 @@ class PReLU(Module):
     def __init__(self, alpha_init: float = 0.25, input_shape=None, name=None,
                  dtype: Any = np.float32) -> None:
         super().__init__(input_shape, name, dtype)
-        self.alpha_init = float(alpha_init)
+        self.alpha_init = _finite("PReLU", "alpha_init", alpha_init)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         self.params = {"alpha": np.full(input_shape[0], self.alpha_init, self.dtype)}
