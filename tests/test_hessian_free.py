@@ -51,6 +51,29 @@ def test_cg_warm_start_and_preconditioner(rng):
     assert warm[2] == 0  # started at the solution: the residual is at rounding level
 
 
+def test_cg_drops_a_warm_start_whose_product_overflows(rng):
+    # float32, near-singular curvature: the carried direction grew until A x0 overflowed
+    b = rng.standard_normal(8).astype(np.float32)
+    x0 = np.full(8, 3e22, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        warm = conjugate_gradient(lambda v: np.float32(1e20) * v, b, x0, max_iters=3)
+    cold = conjugate_gradient(lambda v: np.float32(1e20) * v, b, np.zeros(8, np.float32),
+                              max_iters=3)
+    np.testing.assert_array_equal(warm[0], cold[0])
+
+
+def test_a_carried_direction_that_overflows_does_not_poison_the_step():
+    # lambda near 0 on a fitted model: the CG direction carried between steps grew to 3e22 in
+    # float32 (pearlnet train --optimizer hf, digits, epoch 39) and its product overflowed
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares, damping=1e-6)
+    params = np.array([0.9, 0.8], np.float32)
+    state = {**hf.init(params), "direction": np.full(2, 3e37, np.float32)}
+    with np.errstate(over="ignore", invalid="ignore"):
+        new, state, info = hf.step(params, state)
+    assert np.isfinite(new).all() and np.isfinite(state["direction"]).all()
+    assert info["loss"] < info["loss_before"]
+
+
 def test_cg_stops_on_negative_curvature():
     a = np.diag([1.0, -1.0])
     x, saved, iters = conjugate_gradient(lambda v: a @ v, np.array([1.0, 1.0]), np.zeros(2))
