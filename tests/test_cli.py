@@ -59,6 +59,16 @@ def test_digits_default_recipe_reaches_96_percent_and_round_trips(tmp_path, caps
     assert f"accuracy {accuracy:.2f}%" in capsys.readouterr().out
 
 
+def test_hessian_free_trains_the_digits_with_large_batches(capsys):
+    # no learning rate is set on HF and its batches are at least 1,000 (at the recipe's 32 it
+    # reached 66%); 20 epochs at batch 1,000 is 40 outer steps
+    assert cli.main(["train", "--dataset", "digits", "--optimizer", "hf", "--epochs", "20",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "hf, batch 1000, 20 epochs" in out
+    assert float(out.split("test accuracy ")[1].split("%")[0]) >= 95.0, out
+
+
 def test_lstm_on_sine_waves_beats_repeating_the_last_value_and_round_trips(tmp_path, capsys):
     # the default task (8,192 series of 50 steps), 2 of the recipe's 5 epochs: seconds
     path = tmp_path / "sine.pnl"
