@@ -95,3 +95,14 @@ def test_unknown_method_and_integer_points_are_refused():
         check_grad(pnp.sum, X, method="spline")
     with pytest.raises(TypeError, match="check: x must hold floats"):
         check_grad(pnp.sum, np.arange(3))
+
+
+def test_a_non_finite_derivative_never_passes():
+    # NaN compares as "no error" and inf - inf is NaN: the checkers must refuse both
+    with pytest.raises(GradientCheckError, match="not finite"), \
+            np.errstate(divide="ignore", invalid="ignore"):
+        check_grad(pnp.std, np.ones(3))  # std at a constant vector: the gradient is NaN
+    for method in ("complex", "central", "forward"):
+        with pytest.raises(GradientCheckError, match="not finite"), \
+                np.errstate(divide="ignore", invalid="ignore"):  # 1/(2 sqrt(0)) = inf
+            check_grad(lambda x: pnp.sum(pnp.sqrt(x)), np.array([0.0, 1.0]), method=method)

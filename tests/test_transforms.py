@@ -573,3 +573,90 @@ def test_numpy_argument_forms_of_broadcast_to_concatenate_and_expand_dims():
         check_grad(lambda a, fn=fn: pnp.sum(fn(pnp, a) ** 3), x)
     with pytest.raises(ValueError, match="expand_dims: repeated axis"):
         pnp.expand_dims(x, (1, 1))
+
+
+# ---- second audit (2026-12-05) ---------------------------------------------------------------
+def test_a_cast_to_integers_carries_no_derivative():
+    x = np.array([0.3, 1.7, -2.6])
+
+    def f(a):
+        return pnp.sum(pnp.astype(a, np.int64) * a)  # trunc(x) x: the derivative is trunc(x)
+
+    np.testing.assert_array_equal(grad(f)(x), [0.0, 1.0, -2.0])
+    np.testing.assert_array_equal(hvp(f, x, np.ones(3)), np.zeros(3))
+    np.testing.assert_array_equal(grad(lambda a: pnp.sum(a.astype(bool) * a))(x), np.ones(3))
+
+
+@pytest.mark.parametrize("fn, slope", [(pnp.sigmoid, 0.25), (pnp.softplus, 0.5)])
+def test_two_formula_functions_keep_the_complex_step_at_zero(fn, slope):
+    # sign(Re 0) = 0 made sigmoid(ih) = 0.5 + 0i: the complex step read a derivative of 0
+    assert np.imag(fn(np.array([1e-20j]))[0]) / 1e-20 == pytest.approx(slope, rel=1e-12)
+    x = np.array([0.0, -0.5, 0.0, 2.0])
+    check_grad(lambda a: pnp.sum(fn(a) ** 2), x)
+    check_hvp(lambda a: pnp.sum(fn(a) ** 2), x, method="central")
+
+
+@pytest.mark.parametrize("spec, shapes", [("ii->", [(3, 3)]), ("ii->i", [(4, 4)]),
+                                          ("iji->j", [(3, 2, 3)]), ("ii,i->", [(3, 3), (3,)]),
+                                          ("...ii->...i", [(2, 3, 3)])])
+def test_einsum_with_a_repeated_index_is_differentiable(spec, shapes):
+    rng = np.random.default_rng(0)
+    ops = [rng.standard_normal(s) for s in shapes]
+
+    def f(*a):
+        return pnp.sum(pnp.sin(pnp.einsum(spec, *a)))
+
+    for k in range(len(ops)):
+        def fk(a, k=k):
+            return f(*[a if i == k else o for i, o in enumerate(ops)])
+        check_grad(fk, ops[k])
+        check_hvp(fk, ops[k])
+    np.testing.assert_array_equal(grad(lambda a: pnp.einsum("ii->", a))(ops[0] if spec == "ii->"
+                                                                       else np.ones((3, 3))),
+                                  np.eye(3))
+
+
+@pytest.mark.parametrize("zeros", [0, 1, 2, 3])
+def test_prod_is_exact_with_zeros_to_second_order(zeros):
+    x = np.array([[1.5, -0.7, 2.0, 0.9, -1.1], [0.8, 1.2, -0.6, 1.3, 0.5]])
+    x[0, :zeros] = 0.0
+    x[1, 4 - zeros + 1:] = 0.0 if zeros else x[1, 4 - zeros + 1:]
+    for axis in (None, 1, 0):
+        check_grad(lambda a, axis=axis: pnp.sum(pnp.prod(a, axis=axis) ** 2), x,
+                   method="central")
+        check_hvp(lambda a, axis=axis: pnp.sum(pnp.prod(a, axis=axis)), x, method="central")
+
+
+def test_prod_with_a_zero_takes_linear_memory():
+    import tracemalloc
+
+    x = np.random.default_rng(0).uniform(0.5, 1.5, 4000)
+    x[7] = 0.0
+    tracemalloc.start()
+    g = grad(lambda a: pnp.prod(a))(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000  # the n x n construction took 144 MB here
+    assert g[7] == pytest.approx(np.prod(np.delete(x, 7)), rel=1e-10)
+    assert not np.delete(g, 7).any()
+
+
+def test_power_forward_mode_at_a_negative_base():
+    # d/dy x^y is not real at x < 0, but a zero y-tangent must not bring its NaN in
+    def f(a):
+        return a[0] ** a[1]
+
+    x = np.array([-1.5, 2.0])
+    with np.errstate(invalid="ignore"):  # log(-1.5), as NumPy warns of it
+        _, t = jvp(f, (x,), (np.array([1.0, 0.0]),))
+        hv = hvp(f, x, np.array([1.0, 0.0]))
+    assert t == pytest.approx(-3.0)
+    assert hv[0] == pytest.approx(2.0)
+
+
+def test_axes_out_of_bounds_are_refused():
+    x = np.ones((2, 3))
+    for call in (lambda: pnp.transpose(x, (0, 3)), lambda: pnp.transpose(x, (1, 2)),
+                 lambda: pnp.swapaxes(x, 0, 3), lambda: pnp.moveaxis(x, 5, 0)):
+        with pytest.raises(ValueError, match="is out of bounds for an array of dimension 2"):
+            call()

@@ -99,6 +99,10 @@ def _compare(report: CheckReport, ad: Any, num: Any, k: int) -> None:
     report.ad.append(ad.real if not np.iscomplexobj(ad) or not ad.imag.any() else ad)
     report.numeric.append(num.real if not num.imag.any() else num)
     report.errors.append(err)
+    if not (np.isfinite(ad).all() and np.isfinite(num).all()):  # NaN compares as no error
+        raise GradientCheckError(
+            f"{report.check}: {report.method} check failed in direction {k}: not finite: AD "
+            f"{_show(ad.real)}, {report.method} {_show(num.real)}\n{report}")
     if diff > report.atol + report.rtol * scale:
         raise GradientCheckError(
             f"{report.check}: {report.method} check failed in direction {k}: AD "

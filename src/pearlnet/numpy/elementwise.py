@@ -155,7 +155,11 @@ def _power_jvp_x(t, ans, x, y):
 
 
 def _power_jvp_y(t, ans, x, y):
-    return _like_ans(multiply(t, _power_dy(ans, x, y)), ans)
+    product = multiply(t, _power_dy(ans, x, y))
+    zero_t = strip(t) == 0
+    if np.any(zero_t):  # x^y log x is NaN at a negative base: 0 * NaN must not leak in
+        product = where(zero_t, 0, product)
+    return _like_ans(product, ans)
 
 
 power.defvjp(_power_vjp_x, _power_vjp_y)
@@ -243,16 +247,22 @@ def _abs_impl(x):
     return np.abs(x)
 
 
+def _branch_sign(x):
+    """+1 where Re x >= 0, else -1: the side of a two-formula function (never 0, which would
+    drop the imaginary part of a complex step at Re x = 0)."""
+    return np.where(np.real(x) >= 0, 1, -1).astype(real_dtype(x), copy=False)
+
+
 def _sigmoid_impl(x):
     """1/(1 + e^-x) for Re x >= 0 and e^x/(1 + e^x) below: never overflows."""
-    e = np.exp(-x * _real_sign(x))  # exp(-|x|), continued analytically
+    e = np.exp(-x * _branch_sign(x))  # exp(-|x|), continued analytically
     return np.where(np.real(x) >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _softplus_impl(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows."""
-    s = _real_sign(x)
-    return np.where(np.real(x) > 0, x, 0 * x) + np.log1p(np.exp(-x * s))
+    s = _branch_sign(x)
+    return np.where(np.real(x) >= 0, x, 0 * x) + np.log1p(np.exp(-x * s))
 
 
 exp = _unary("exp", np.exp, _exp_deriv)

@@ -8,9 +8,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, shape_of
+from ._util import Primitive, shape_of, strip
 from .elementwise import multiply
-from .shapes import broadcast_to, expand_dims, reshape, swapaxes, transpose, unbroadcast
+from .shapes import (
+    broadcast_to,
+    expand_dims,
+    reshape,
+    swapaxes,
+    transpose,
+    unbroadcast,
+    untake_p,
+)
 
 __all__ = ["matmul", "dot", "tensordot", "einsum", "outer", "inner"]
 
@@ -149,8 +157,7 @@ einsum_p = Primitive("einsum", _einsum_impl)
 def _einsum_vjp(argnum, g, ans, *ops, spec, out):
     target = spec[argnum]
     if len(set(target)) != len(target):
-        raise NotImplementedError(f"einsum: no derivative for the repeated index in operand "
-                                  f"{target!r} (a diagonal); take the diagonal explicitly")
+        return _einsum_diagonal_vjp(argnum, g, ans, *ops, spec=spec, out=out)
     others = [s for i, s in enumerate(spec) if i != argnum]
     present = set(out).union(*others) if others else set(out)
     kept = "".join(c for c in target if c in present)
@@ -163,6 +170,24 @@ def _einsum_vjp(argnum, g, ans, *ops, spec, out):
         res = broadcast_to(reshape(res, tuple(n if c in present else 1
                                               for c, n in zip(target, xshape))), xshape)
     return res
+
+
+def _einsum_diagonal_vjp(argnum, g, ans, *ops, spec, out):
+    """An operand with a repeated index ('ii->', 'iji->j') enters only through its diagonal:
+    the cotangent of that diagonal (the rule for the operand written with each index once),
+    put back on the diagonal positions, zero elsewhere."""
+    target = spec[argnum]
+    unique = "".join(dict.fromkeys(target))
+    xshape = shape_of(ops[argnum])
+    ushape = tuple(xshape[target.index(c)] for c in unique)
+    ops = list(ops)
+    ops[argnum] = np.broadcast_to(np.zeros((), np.result_type(strip(ops[argnum]))), ushape)
+    spec = tuple(unique if i == argnum else s for i, s in enumerate(spec))
+    diagonal = _einsum_vjp(argnum, g, ans, *ops, spec=spec, out=out)
+    grids = [np.arange(n).reshape([-1 if j == i else 1 for j in range(len(unique))])
+             for i, n in enumerate(ushape)]
+    index = tuple(grids[unique.index(c)] for c in target)
+    return untake_p(diagonal, index=index, shape=xshape)
 
 
 def _einsum_jvp(argnum, t, ans, *ops, spec, out):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._util import Primitive, normalize_axis, real_dtype, shape_of, strip
 from .elementwise import exp, multiply, sqrt, square, subtract, true_divide, where
-from .shapes import broadcast_to, reshape, sum_p, transpose
+from .shapes import broadcast_to, reshape, sum_p
 
 __all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "logsumexp"]
 
@@ -111,26 +111,27 @@ prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepd
 
 
 def _prod_of_others(x: Any, axis: Any) -> Any:
-    """For every entry, the product of the other entries of its reduced slice.
-    Without zeros that is prod/x; with zeros each entry's slice is rebuilt with a 1 in its place
-    (an n x n construction, exact at the zeros where prod/x is 0/0)."""
+    """For every entry, the product of the other entries of its reduced slice, in O(n) and
+    with exact first derivatives (what hvp needs) where the slice has zeros:
+    - a non-zero entry: prod/x (its value is 0 if the slice has a zero, its derivative along
+      that zero the product of the rest);
+    - a zero entry: the product P of the slice's non-zero entries, times 1 if it is the only
+      zero, times the other zero x_m if there are two (value 0, derivative P along x_m), and
+      0 if there are more (every first derivative keeps a zero factor)."""
     xshape = shape_of(x)
     axes = normalize_axis(axis, len(xshape))
-    if not np.any(strip(x) == 0):
+    zero = strip(x) == 0
+    if not np.any(zero):
         return true_divide(_expand(prod_p(x, axis=axes, keepdims=True), xshape, axes, True), x)
-    # move the reduced axes last and flatten them into one axis of length n
-    kept_axes = [a for a in range(len(xshape)) if a not in axes]
-    order = kept_axes + list(axes)
-    xt = transpose(x, order)
-    lead = tuple(xshape[a] for a in kept_axes)
-    n = math.prod(xshape[a] for a in axes)
-    flat = reshape(xt, lead + (n,))
-    eye = np.eye(n, dtype=bool)
-    rows = where(eye, 1, reshape(flat, lead + (1, n)))  # (..., n, n): row j has a 1 at j
-    others = prod_p(rows, axis=len(lead) + 1, keepdims=False)  # (..., n)
-    others = reshape(others, lead + tuple(xshape[a] for a in axes))
-    inverse = np.argsort(order).tolist()
-    return transpose(others, inverse)
+    safe = where(zero, 1, x)
+    count = np.broadcast_to(np.sum(zero, axis=axes, keepdims=True), xshape)
+    nonzero_part = true_divide(_expand(prod_p(x, axis=axes, keepdims=True), xshape, axes,
+                                       True), safe)
+    product_nonzero = _expand(prod_p(safe, axis=axes, keepdims=True), xshape, axes, True)
+    zeros_sum = _expand(sum_p(where(zero, x, 0), axis=axes, keepdims=True), xshape, axes, True)
+    other_zero = subtract(zeros_sum, x)  # the other zero, where the slice has exactly two
+    factor = where(count == 1, 1, where(count == 2, other_zero, 0))
+    return where(zero, multiply(product_nonzero, factor), nonzero_part)
 
 
 def _prod_vjp(g, ans, x, axis, keepdims):

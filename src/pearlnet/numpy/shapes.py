@@ -82,9 +82,16 @@ transpose_p.defvjp(_transpose_vjp)
 transpose_p.defjvp(_transpose_jvp)
 
 
+def _axis_in(axis: int, ndim: int, who: str) -> int:
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{who}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return int(axis) % ndim
+
+
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     ndim = len(shape_of(x))
-    axes = tuple(range(ndim))[::-1] if axes is None else tuple(int(a) % ndim for a in axes)
+    axes = tuple(range(ndim))[::-1] if axes is None else tuple(
+        _axis_in(a, ndim, "transpose") for a in axes)
     if sorted(axes) != list(range(ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of {ndim} dimensions")
     if axes == tuple(range(ndim)):
@@ -94,6 +101,7 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     ndim = len(shape_of(x))
+    axis1, axis2 = _axis_in(axis1, ndim, "swapaxes"), _axis_in(axis2, ndim, "swapaxes")
     if ndim == 2 and {axis1 % 2, axis2 % 2} == {0, 1}:
         return transpose_p(x, axes=(1, 0))
     axes = list(range(ndim))
@@ -103,6 +111,8 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
 
 def moveaxis(x: Any, source: int, destination: int) -> Any:
     ndim = len(shape_of(x))
+    source, destination = _axis_in(source, ndim, "moveaxis"), _axis_in(destination, ndim,
+                                                                        "moveaxis")
     axes = [a for a in range(ndim) if a != source % ndim]
     axes.insert(destination % ndim, source % ndim)
     return transpose(x, axes)
@@ -367,6 +377,9 @@ astype_p.defjvp(_astype_jvp)
 
 
 def astype(x: Any, dtype: Any) -> Any:
+    """x in dtype; a cast to integers or booleans is piecewise constant: no derivative."""
     if np.result_type(strip(x)) == np.dtype(dtype):
         return x
+    if np.dtype(dtype).kind not in "fc":
+        return np.asarray(strip(x)).astype(dtype)
     return astype_p(x, dtype=np.dtype(dtype))
