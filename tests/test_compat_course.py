@@ -10,6 +10,7 @@ Derivatives are checked against NumPy closed forms, central differences and the 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -836,6 +837,22 @@ class TestMNIST:
             train_mnist_model(x, y[:5], x, y, verbose=False)
         with pytest.raises(ValueError, match="validation"):
             train_mnist_model(x, y, x[:, :3], y, verbose=False)
+
+    @pytest.mark.parametrize("name, value, expected", [
+        ("batch_size", 0, "an integer >= 1"), ("batch_size", 2.0, "an integer >= 1"),
+        ("epochs", 1.5, "an integer >= 1"), ("epochs", 0, "an integer >= 1"),
+        ("hidden", True, "an integer >= 1"), ("blas_threads", 0, "an integer >= 1"),
+        ("lr", "0.1", r"a number in \(0\.0, inf\)"), ("lr", 0.0, r"a number in \(0\.0, inf\)"),
+        ("lr", float("nan"), r"a number in \(0\.0, inf\)"),
+        ("momentum", 1.0, r"a number in \[0\.0, 1\.0\)"),
+    ])
+    def test_numeric_argument_errors(self, name, value, expected):
+        """Checked up front: the error names train_mnist_model, the argument, what was expected
+        and what came (not a ZeroDivisionError or an internal function's message)."""
+        x, y = np.zeros((10, 4)), np.eye(2)[[0, 1] * 5]
+        with pytest.raises(ValueError, match=rf"^train_mnist_model: {name} must be {expected}, "
+                                             rf"got {re.escape(repr(value))}$"):
+            train_mnist_model(x, y, x, y, verbose=False, **{name: value})
 
 
 # ---- the run.py-style runner ---------------------------------------------------------------

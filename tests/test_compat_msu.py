@@ -178,6 +178,39 @@ def test_activation_errors():
             method(np.zeros(2))
 
 
+def test_leaky_relu_alpha_can_be_reassigned(rng):
+    g = LeakyReluActivationFunction(0.1)
+    g.alpha = 0.5
+    x = np.array([-2.0, 3.0])
+    np.testing.assert_array_equal(g.val(x), [-1.0, 3.0])
+    np.testing.assert_array_equal(g.deriv(x), [0.5, 1.0])
+    assert g.alpha == 0.5 and repr(g) == "LeakyReluActivationFunction(alpha=0.5)"
+    with pytest.raises(ValueError, match=r"LeakyReluActivationFunction: alpha .*got 1\.5"):
+        g.alpha = 1.5
+    assert g.alpha == 0.5
+    # a pass recorded under the old alpha is stale: the products use the new one throughout
+    x = rng.standard_normal((D, 6))
+    p = rng.standard_normal(D * (HID + 1) + HID * (D + 1))
+
+    def build(alpha):
+        return Autoencoder([FCLayer((D, HID), LeakyReluActivationFunction(alpha), True, seed=1),
+                            FCLayer((HID, D), TanhActivationFunction(), True, seed=2)])
+
+    expected = build(0.5)
+    expected.compute_loss(x)
+    ae = build(0.1)
+    ae.compute_loss(x)
+    ae.net.layers[0].afun.alpha = 0.5
+    np.testing.assert_array_equal(ae.compute_hessvec(p), expected.compute_hessvec(p))
+    np.testing.assert_array_equal(ae.compute_gaussnewtonvec(p),
+                                  expected.compute_gaussnewtonvec(p))
+    layer = ae.net.layers[0]
+    layer.forward(x)
+    layer.afun.alpha = 0.3
+    with pytest.raises(RuntimeError, match="call forward again"):
+        layer.backward(np.ones((HID, 6)))
+
+
 # ---------------------------------------------------------------------------------------------
 # FCLayer
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +232,8 @@ def test_fclayer_weights_layout_row_by_row(bias, rng):
     u = wbar[:, :3] @ x + (wbar[:, 3:] if bias else 0)
     assert z.shape == (2, 6)
     np.testing.assert_allclose(z, np.tanh(u), rtol=1e-14)
-    assert layer.inputs is x
+    np.testing.assert_array_equal(layer.inputs, x)  # a read-only snapshot, not x itself
+    assert layer.inputs is not x and not layer.inputs.flags.writeable
     assert layer.get_activations() is z
     with pytest.raises(ValueError, match="read-only"):  # the recorded backward pass reads z
         z -= 1.0
@@ -448,6 +482,19 @@ def test_ffnet_errors(rng):
             net.get_activations(bad)
 
 
+def test_the_same_layer_twice_is_rejected():
+    g = TanhActivationFunction()
+    shared, other = FCLayer((3, 3), g, True), FCLayer((3, 3), g, True)
+    for layers, i, first in (([shared, shared], 1, 0), ([shared, other, shared], 2, 0),
+                             ([other, shared, shared], 2, 1)):
+        with pytest.raises(ValueError, match=rf"FFNet: layers\[{i}\] FCLayer\(.*is already "
+                                             rf"in the net \(as layers\[{first}\]\)"):
+            FFNet(layers)
+        with pytest.raises(ValueError, match="is already in the net"):
+            Autoencoder(layers)
+    assert FFNet([shared, other]).params_number == 24  # one activation object may be shared
+
+
 # ---------------------------------------------------------------------------------------------
 # Autoencoder: the loss, its gradient, H p and the Gauss-Newton product
 # ---------------------------------------------------------------------------------------------
@@ -566,6 +613,37 @@ def test_products_refer_to_the_last_compute_loss_batch(rng):
     ae.net.set_weights(w2)  # new weights: the products at the new weights, same batch
     assert rel(ae.compute_hessvec(p), pearlnet.hvp(lambda t: pure_loss(t, x, specs), w2, p)) \
         <= TOL
+
+
+def test_changing_the_callers_arrays_in_place_changes_no_product(rng):
+    ae, specs, w, x = _ae(3, True, "sigmoid", rng)
+    p = rng.standard_normal(w.size)
+    ae.compute_loss(x)
+    expected_h, expected_gn = ae.compute_hessvec(p), ae.compute_gaussnewtonvec(p)
+    buf = x.copy()
+    ae.compute_loss(buf)
+    assert ae.net.layers[0].inputs is ae._inputs  # one copy of the batch, shared
+    buf += 1.0  # a reused minibatch buffer
+    np.testing.assert_array_equal(ae.compute_hessvec(p), expected_h)
+    np.testing.assert_array_equal(ae.compute_gaussnewtonvec(p), expected_gn)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    ae.compute_loss(frozen)
+    assert ae._inputs is frozen  # already read-only: no copy
+    # FFNet: a derivs buffer changed between compute_loss_grad and compute_loss_Rp_grad
+    net = ae.net
+    derivs, rd = rng.standard_normal((D, x.shape[1])), rng.standard_normal((D, x.shape[1]))
+    net.compute_outputs(x)
+    net.compute_loss_grad(derivs)
+    net.set_direction(p)
+    net.compute_Rp_outputs()
+    expected = net.compute_loss_Rp_grad(rd)
+    net.compute_outputs(buf := x.copy())
+    net.compute_loss_grad(dbuf := derivs.copy())
+    buf += 1.0
+    dbuf *= 2.0
+    net.compute_Rp_outputs()
+    np.testing.assert_array_equal(net.compute_loss_Rp_grad(rd), expected)
 
 
 def test_autoencoder_errors(rng):

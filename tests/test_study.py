@@ -103,6 +103,57 @@ def test_report_pdf_has_several_pages(quick_report):
     assert pages >= 3 + len(_expected_figures(results))
 
 
+def test_a_failure_while_writing_the_pdf_keeps_the_previous_file(quick_report, tmp_path):
+    """report.pdf goes to a temporary file moved into place when complete: a Ctrl-C during the
+    PDF pass leaves the previous report.pdf intact and no temporary file behind."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    results = json.loads((quick_report / "results.json").read_text())
+    path = tmp_path / "report.pdf"
+    document.write_pdf(path, results, [])
+    before = path.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+    class Interrupted(KeyboardInterrupt):
+        pass
+
+    def draw(renderer, *args, **kwargs):
+        raise Interrupted("Ctrl-C while the PDF is written")
+
+    bad = Figure()
+    bad.draw = draw
+    with pytest.raises(Interrupted):
+        document.write_pdf(path, results, [document.FigureEntry("bad.png", "fails", bad)])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]
+
+
+def test_formulas_name_the_study_hidden_activation(quick_report, tmp_path):
+    from matplotlib.mathtext import MathTextParser
+
+    assert document.FORMULAS == document.formulas("tanh")
+    parser = MathTextParser("path")
+    for name, (what, derivs) in document.HIDDEN_ACTIVATIONS.items():
+        model = document.formulas(name)[0][1]
+        assert f"$g_l$ is {what} on hidden layers" in model[0][1], name
+        assert model[1][1].startswith(f"On hidden layers {derivs};"), name
+        for _, content in model[:2]:
+            for segment in content.split("$")[1::2]:
+                parser.parse(f"${segment}$")
+                assert "\\" not in document.tex_to_html(segment), (name, segment)
+    assert "g_l^{\\prime\\prime}$ term of the R-backward pass vanishes" in \
+        document.formulas("relu")[0][1][1][1]
+    results = json.loads((quick_report / "results.json").read_text())
+    results["settings"]["activation"] = "sigmoid"
+    page = document.write_html(tmp_path / "report.html", results, []).read_text("utf-8")
+    assert "is the logistic sigmoid, <span" in page and "is tanh" not in page
+    assert "<i>g</i><sup>′</sup> = <i>g</i>\u2009(1 − <i>g</i>)" in page
+
+
 def test_every_formula_renders_in_mathtext_and_html():
     from matplotlib.mathtext import MathTextParser
 

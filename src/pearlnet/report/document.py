@@ -14,27 +14,88 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
+from .files import replacing
 from .study import StudyOutput, write_results
 
-__all__ = ["FORMULAS", "tex_to_html", "write_report", "write_html", "write_pdf",
-           "summary_sections", "results_table", "grid_table"]
+__all__ = ["FORMULAS", "HIDDEN_ACTIVATIONS", "formulas", "tex_to_html", "write_report",
+           "write_html", "write_pdf", "summary_sections", "results_table", "grid_table"]
 
 # -- formulas ----------------------------------------------------------------------------------
 _FOR_UP = r"for $l = 1, \ldots, L$:"
 _FOR_DOWN = r"for $l = L, L - 1, \ldots, 1$:"
 
-#: (section title, [("text", prose with $TeX$) | ("math", TeX)]): seed 000, sections 1.1-1.4,
-#: with separate biases (pearlnet's {"W", "b"}) instead of the hand-out's augmented [W, b].
-FORMULAS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Model and objective (1)", [
+_NO_SECOND = r", so the $g_l^{\prime\prime}$ term of the R-backward pass vanishes"
+
+#: The hidden activations by ``pearlnet.nn.activations`` name (StudyConfig.activation, with
+#: its default parameters): (what $g$ is, its derivatives), prose with $TeX$.
+HIDDEN_ACTIVATIONS: dict[str, tuple[str, str]] = {
+    "tanh": (r"tanh, $g(u) = \mathrm{tanh}\,u$,",
+             r"$g^{\prime} = 1 - g^2$ and $g^{\prime\prime} = -2g\,g^{\prime}$"),
+    "sigmoid": (r"the logistic sigmoid, $g(u) = \sigma(u) = 1/(1 + e^{-u})$,",
+                r"$g^{\prime} = g\,(1 - g)$ and $g^{\prime\prime} = g^{\prime}\,(1 - 2g)$"),
+    "relu": (r"ReLU, $g(u) = \mathrm{max}(u, 0)$,",
+             r"$g^{\prime} = 1$ for $u > 0$ and 0 otherwise (0 at the kink) and "
+             r"$g^{\prime\prime} = 0$" + _NO_SECOND),
+    "leaky_relu": (r"leaky ReLU, $g(u) = u$ for $u > 0$ and $\alpha u$ otherwise "
+                   r"($\alpha = 0.01$),",
+                   r"$g^{\prime} = 1$ for $u > 0$ and $\alpha$ otherwise ($\alpha$ at the kink) "
+                   r"and $g^{\prime\prime} = 0$" + _NO_SECOND),
+    "abs_relu": (r"absolute value rectification, $g(u) = |u|$,",
+                 r"$g^{\prime} = \mathrm{sign}(u)$ (0 at the kink) and $g^{\prime\prime} = 0$"
+                 + _NO_SECOND),
+    "softplus": (r"softplus, $g(u) = \mathrm{log}(1 + e^{u})$,",
+                 r"$g^{\prime} = \sigma(u) = 1/(1 + e^{-u})$ and $g^{\prime\prime} = "
+                 r"\sigma(u)\,(1 - \sigma(u))$"),
+    "swish": (r"swish, $g(u) = u\,\sigma(u)$ with $\sigma(u) = 1/(1 + e^{-u})$,",
+              r"$g^{\prime} = \sigma(u) + g\,(1 - \sigma(u))$ and $g^{\prime\prime} = "
+              r"\sigma(u)\,(1 - \sigma(u))\,(2 + u\,(1 - 2\sigma(u)))$"),
+    "mish": (r"mish, $g(u) = u\,t$ with $t = \mathrm{tanh}(\mathrm{log}(1 + e^{u}))$,",
+             r"$g^{\prime} = t + u\,(1 - t^2)\,\sigma(u)$ and $g^{\prime\prime} = (1 - t^2)\,"
+             r"\sigma(u)\,(2 + u\,(1 - \sigma(u) - 2t\,\sigma(u)))$ with $\sigma(u) = "
+             r"1/(1 + e^{-u})$"),
+    "elu": (r"ELU, $g(u) = u$ for $u > 0$ and $\alpha\,(e^{u} - 1)$ otherwise ($\alpha = 1$),",
+            r"$g^{\prime} = 1$ for $u > 0$ and $\alpha e^{u}$ otherwise, and "
+            r"$g^{\prime\prime} = 0$ for $u > 0$ and $\alpha e^{u}$ otherwise"),
+    "linear": (r"the identity, $g(u) = u$,",
+               r"$g^{\prime} = 1$ and $g^{\prime\prime} = 0$" + _NO_SECOND + r" and the "
+               r"autoencoder is linear in $\mathbf{x}$"),
+}
+HIDDEN_ACTIVATIONS["identity"] = HIDDEN_ACTIVATIONS["none"] = HIDDEN_ACTIVATIONS["linear"]
+
+
+def _hidden_activation(name: str) -> tuple[str, str]:
+    """(what the hidden $g_l$ is, its derivatives) for the activation ``name``."""
+    known = HIDDEN_ACTIVATIONS.get(str(name).lower())
+    if known is not None:
+        return known
+    # softmax and log_softmax act on a whole layer, not elementwise
+    return (f"{str(name).replace('$', '')} (over the units of a layer, not elementwise),",
+            r"$\odot\,g_l^{\prime}(\mathbf{u}^l)$ below stands for the product with its "
+            r"Jacobian and the $g_l^{\prime\prime}$ term for the one with its second "
+            r"derivatives")
+
+
+def formulas(activation: str = "tanh") -> list[tuple[str, list[tuple[str, str]]]]:
+    """The formulas of the report for a study whose hidden layers use ``activation``
+    (StudyConfig.activation): :data:`FORMULAS` with that $g_l$ and its derivatives named."""
+    what, derivs = _hidden_activation(activation)
+    model = [
         ("text", r"Layers $l = 1, \ldots, L$ (the encoder's $K$ layers, then the decoder's "
-                 r"mirror image); $g_l$ is tanh on hidden layers and the identity on the code "
-                 r"layer ($l = K$) and the output layer ($l = L$); $\theta$ collects every $W^l$ "
-                 r"and $\mathbf{b}^l$."),
+                 r"mirror image); $g_l$ is " + what + r" on hidden layers and the identity on "
+                 r"the code layer ($l = K$) and the output layer ($l = L$); $\theta$ collects "
+                 r"every $W^l$ and $\mathbf{b}^l$."),
+        ("text", r"On hidden layers " + derivs + r"; on the code and output layers "
+                 r"$g^{\prime} = 1$ and $g^{\prime\prime} = 0$."),
         ("math", r"F(\theta) = \dfrac{1}{n}\sum_{i=1}^{n} L(\mathbf{x}_i, "
                  r"\mathbf{z}^L(\mathbf{x}_i, \theta)),\quad L(\mathbf{x}, \mathbf{z}) = "
                  r"\dfrac{1}{2}\Vert\mathbf{x} - \mathbf{z}\Vert^2"),
-    ]),
+    ]
+    return [("Model and objective (1)", model), *_PASSES]
+
+
+#: (section title, [("text", prose with $TeX$) | ("math", TeX)]): seed 000, sections 1.2-1.4,
+#: with separate biases (pearlnet's {"W", "b"}) instead of the hand-out's augmented [W, b].
+_PASSES: list[tuple[str, list[tuple[str, str]]]] = [
     ("Forward pass (2)", [
         ("math", r"\mathbf{z}^0 = \mathbf{x}"),
         ("text", _FOR_UP),
@@ -113,12 +174,16 @@ FORMULAS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
 ]
 
+#: The formulas for the default hidden activation, tanh; :func:`formulas` gives them for another.
+FORMULAS = formulas("tanh")
+
 _SYMBOLS = {
     "nabla": "∇", "odot": "⊙", "theta": "θ", "ldots": "…", "partial": "∂", "Vert": "‖",
     "prime": "′", "cdot": "·", "top": "T", "lambda": "λ", "rho": "ρ", "sum": "∑",
     "quad": "\u2003", ",": "\u2009", " ": " ", "{": "{", "}": "}", "left": "", "right": "",
     "approx": "≈", "in": "∈", "le": "≤", "ge": "≥", "times": "×", "mu": "μ", "beta": "β",
     "gamma": "γ", "varepsilon": "ε", "epsilon": "ε", "leftarrow": "←", "Sigma": "Σ",
+    "sigma": "σ", "alpha": "α",
 }
 _WRAPPERS = {"mathbf": ("<b>", "</b>"), "mathrm": ('<span class="rm">', "</span>"),
              "overline": ('<span class="ov">', "</span>")}
@@ -474,7 +539,7 @@ def write_html(path: str | Path, results: dict, figures: list[FigureEntry]) -> P
             parts.append("<h3>Grid search (held-out loss of every candidate)</h3>")
             parts.append(_html_table(*grid_table(results)))
     parts.append("<h2>Formulas: the fully connected autoencoder</h2>")
-    for title, lines in FORMULAS:
+    for title, lines in formulas(results["settings"].get("activation", "tanh")):
         parts.append(f"<h3>{html.escape(title)}</h3>")
         for kind, content in lines:
             if kind == "math":
@@ -491,7 +556,8 @@ def write_html(path: str | Path, results: dict, figures: list[FigureEntry]) -> P
                      "</figcaption></figure>")
     parts.append("<p>All numbers: <code>results.json</code>.</p></body></html>")
     path = Path(path)
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    with replacing(path) as tmp:
+        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
 
 
@@ -605,12 +671,14 @@ class _Pages:
 
 def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Path:
     """report.pdf: the prose and tables, the formulas (mathtext, Computer Modern), then one
-    page per figure."""
+    page per figure. Written to a temporary file moved into place when complete
+    (``files.replacing``): an error or Ctrl-C leaves the previous report.pdf or none."""
     import matplotlib as mpl
     from matplotlib.backends.backend_pdf import PdfPages
 
     path = Path(path)
-    with mpl.rc_context({"mathtext.fontset": "cm"}), PdfPages(path) as pdf:
+    with mpl.rc_context({"mathtext.fontset": "cm"}), replacing(path) as tmp, \
+            PdfPages(tmp) as pdf:
         pages = _Pages(pdf)
         pages.text("Autoencoder study: first-order methods, Hessian-free and PCA", size=15,
                    weight="bold", width=70)
@@ -628,7 +696,7 @@ def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Pa
                 pages.table(*grid_table(results), left=(0, 1, 3))
         pages._new()
         pages.text("Formulas: the fully connected autoencoder", size=14, weight="bold")
-        for title, lines in FORMULAS:
+        for title, lines in formulas(results["settings"].get("activation", "tanh")):
             pages.need(0.12)
             pages.y -= 0.008
             pages.text(title, size=11.5, weight="bold", gap=0.003)
@@ -651,7 +719,8 @@ def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Pa
 
 def write_report(output: StudyOutput, out_dir: str | Path) -> dict[str, Path]:
     """Write results.json, every figure as PNG, report.html and report.pdf into ``out_dir``
-    (created if needed). Returns {name: path}."""
+    (created if needed). Returns {name: path}. Each file is written to a temporary name and
+    moved into place when complete, so a failure part-way leaves no truncated file."""
     plots.require_matplotlib()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

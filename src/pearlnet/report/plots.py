@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import replacing
+
 __all__ = ["require_matplotlib", "convergence_figure", "codes_figure",
            "reconstructions_figure", "linear_check_figure", "save", "COLORS"]
 
@@ -38,11 +40,13 @@ def _figure(width: float, height: float) -> Any:
 
 
 def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG (Agg) and return the path."""
+    """Write ``fig`` as a PNG (Agg) and return the path: to a temporary file moved into place
+    when complete (``files.replacing``), so a failure leaves the previous file or none."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=dpi, format="png")
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return Path(path)
 
 

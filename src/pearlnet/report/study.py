@@ -29,6 +29,8 @@ import numpy as np
 from pearlnet import optim
 from pearlnet.models import Autoencoder
 
+from .files import replacing
+
 __all__ = ["FIRST_ORDER", "OPTIMIZERS", "FEATURES", "StudyConfig", "HFSettings", "Split", "PCA",
            "prepare_data", "fit_pca", "make_optimizer", "train_first_order", "train_hf",
            "grid_search", "linear_check", "run_study", "write_results", "arch_label",
@@ -703,7 +705,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_results(results: dict, path: str | Path) -> Path:
-    """``results`` as indented JSON (NaN and infinities become null)."""
+    """``results`` as indented JSON (NaN and infinities become null), written to a temporary
+    file and moved into place (``files.replacing``)."""
     path = Path(path)
-    path.write_text(json.dumps(_json_safe(results), indent=1) + "\n")
+    text = json.dumps(_json_safe(results), indent=1) + "\n"
+    with replacing(path) as tmp:
+        tmp.write_text(text)
     return path

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 
 from pearlnet.optim import schedules
+from pearlnet.optim.base import check_number
 from pearlnet.report.study import blas_threads as limit_blas_threads
 
 from .interface import as_batch
@@ -23,6 +25,14 @@ def default_epochs(n: int) -> int:
     """About 300,000 samples' worth of updates, between 8 and 20 epochs: 8 for all of MNIST's
     60,000 images, 20 for 15,000 and fewer (more epochs only overfit a small set)."""
     return min(20, max(8, math.ceil(300_000 / max(n, 1))))
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < low:
+        raise ValueError(f"train_mnist_model: {name} must be an integer >= {low}, got "
+                         f"{value!r}")
+    return int(value)
 
 
 def train_mnist_model(x_train: Any, y_train: Any, x_valid: Any, y_valid: Any, *,
@@ -46,6 +56,14 @@ def train_mnist_model(x_train: Any, y_train: Any, x_valid: Any, y_valid: Any, *,
     784-256-10 and the 10,000 test images held out: all 60,000 training images, 8 epochs,
     89.1% in 14 s; 10,000 images 86.4% in 7 s; 5,000 images 84.5%; 2,000 images 82.7%.
     """
+    hidden = _check_int("hidden", hidden, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    epochs = None if epochs is None else _check_int("epochs", epochs, 1)
+    lr = check_number("train_mnist_model", "lr", lr, low=0.0, low_open=True)
+    momentum = check_number("train_mnist_model", "momentum", momentum, low=0.0, high=1.0,
+                            high_open=True)
+    blas_threads = None if blas_threads is None else _check_int("blas_threads", blas_threads,
+                                                                1)
     x_train = as_batch(x_train, "train_mnist_model", "x_train").astype(np.float32, copy=False)
     y_train = as_batch(y_train, "train_mnist_model", "y_train").astype(np.float32, copy=False)
     x_valid = as_batch(x_valid, "train_mnist_model", "x_valid").astype(np.float32, copy=False)

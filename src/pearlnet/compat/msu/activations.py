@@ -114,11 +114,19 @@ class LeakyReluActivationFunction(BaseActivationFunction):
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        self.alpha = alpha
+
+    @property
+    def alpha(self) -> float:
+        """The slope for s < 0; assigning it (checked like the constructor's) changes g."""
+        return self._params["alpha"]
+
+    @alpha.setter
+    def alpha(self, alpha: float) -> None:
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
             raise TypeError(f"LeakyReluActivationFunction: alpha must be a real number, got "
                             f"{type(alpha).__name__}")
         if not 0.0 < float(alpha) < 1.0:
             raise ValueError(f"LeakyReluActivationFunction: alpha must lie in (0, 1) (seed "
                              f"000, section 1.1), got {alpha!r}")
-        self.alpha = float(alpha)
-        self._params = {"alpha": self.alpha}
+        self._params = {"alpha": float(alpha)}

@@ -19,7 +19,7 @@ import numpy as np
 from pearlnet import optim
 
 from .ffnet import FFNet
-from .layers import BaseLayer, as_matrix
+from .layers import BaseLayer, as_matrix, frozen
 
 __all__ = ["Autoencoder"]
 
@@ -60,7 +60,7 @@ class Autoencoder:
         n = x.shape[1]
         r = self.net.compute_outputs(x) - x
         loss = 0.5 * np.sum(r * r) / n  # r * r, not |r|^2: analytic for the complex step
-        derivs = r / n
+        derivs = frozen(r / n, owned=True)
         grad = self.net.compute_loss_grad(derivs)
         self._inputs, self._derivs = x, derivs
         self._stamp = self.net._stamp()
@@ -68,9 +68,11 @@ class Autoencoder:
 
     def compute_loss(self, inputs: np.ndarray) -> tuple[float, np.ndarray]:
         """(F, gradient of F as a vector of length net.params_number) on the batch ``inputs``,
-        num_features x num_objects. The batch is kept for compute_hessvec and
-        compute_gaussnewtonvec."""
+        num_features x num_objects. A read-only copy of the batch is kept for compute_hessvec
+        and compute_gaussnewtonvec (no copy when ``inputs`` is read-only already), so changing
+        ``inputs`` in place afterwards does not change their batch."""
         x = as_matrix(inputs, self.net.num_inputs, "Autoencoder.compute_loss", "inputs")
+        x = frozen(x, owned=x is not inputs)
         if x.shape[1] == 0:
             raise ValueError("Autoencoder.compute_loss: inputs must hold at least one object "
                              "(column), got 0")
@@ -103,7 +105,7 @@ class Autoencoder:
         n = self._sync("compute_gaussnewtonvec")
         self.net.set_direction(p)
         rz = self.net.compute_Rp_outputs()
-        return self.net.compute_loss_grad(rz / n)
+        return self.net.compute_loss_grad(frozen(rz / n, owned=True))
 
     # ---- stochastic optimisation -------------------------------------------------------------
     def run_sgd(self, inputs: np.ndarray, step_size: float = 0.01, momentum: float = 0.9,
@@ -165,6 +167,9 @@ class Autoencoder:
         who = f"Autoencoder.{who}"
         x = self._real_matrix(inputs, who, "inputs")
         xt = None if test_inputs is None else self._real_matrix(test_inputs, who, "test_inputs")
+        # snapshots: compute_hessvec refers to the training set afterwards
+        x = frozen(x, owned=x is not inputs)
+        xt = None if xt is None else frozen(xt, owned=xt is not test_inputs)
         lr = _number(who, "step_size", step_size, 0.0, low_open=True)
         epochs = _integer(who, "num_epoch", num_epoch, 0)
         m = _integer(who, "minibatch_size", minibatch_size, 1)
@@ -184,7 +189,7 @@ class Autoencoder:
             start = time.perf_counter()
             order = rng.permutation(n)
             for k in range(0, n, m):
-                _, g = self._evaluate(x[:, order[k:k + m]])
+                _, g = self._evaluate(frozen(x[:, order[k:k + m]], owned=True))
                 if l2:
                     g = g + (2.0 * l2) * theta
                 theta, state = opt.update(theta, g, state)

@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from .layers import BaseLayer, as_matrix, as_vector
+from .layers import BaseLayer, FCLayer, as_matrix, as_vector, frozen
 
 __all__ = ["FFNet"]
 
 
 class FFNet:
     """``FFNet(layers)``: layers[0] takes the inputs, layers[-1] gives the outputs; the output
-    size of each layer must be the input size of the next.
+    size of each layer must be the input size of the next. A layer object may appear once only
+    (it keeps the state of one forward pass); sharing weights needs layers of their own.
 
     >>> import numpy as np
     >>> from pearlnet.compat.msu.activations import TanhActivationFunction
@@ -35,10 +36,16 @@ class FFNet:
                             f"{type(layers).__name__}")
         if not layers:
             raise ValueError("FFNet: layers must hold at least one layer, got an empty list")
+        seen: dict[int, int] = {}
         for i, layer in enumerate(layers):
             if not isinstance(layer, BaseLayer):
                 raise TypeError(f"FFNet: layers[{i}] must be a BaseLayer, got "
                                 f"{type(layer).__name__}")
+            # a layer keeps one forward pass's state: a second use would overwrite the first
+            if id(layer) in seen:
+                raise ValueError(f"FFNet: layers[{i}] {layer!r} is already in the net (as "
+                                 f"layers[{seen[id(layer)]}]); give each place its own layer")
+            seen[id(layer)] = i
         for i in range(1, len(layers)):
             out, inp = layers[i - 1].shape[1], layers[i].shape[0]
             if out != inp:
@@ -54,8 +61,7 @@ class FFNet:
 
     def _stamp(self) -> tuple:
         """Identifies the last forward pass and the weights it ran with."""
-        return self._forward_count, tuple(getattr(layer, "_version", None)
-                                          for layer in self.layers)
+        return self._forward_count, tuple(layer._state() for layer in self.layers)
 
     def _split(self, vector: np.ndarray) -> list[np.ndarray]:
         return np.split(vector, np.cumsum(self._sizes)[:-1])
@@ -79,6 +85,7 @@ class FFNet:
     def compute_outputs(self, inputs: np.ndarray) -> np.ndarray:
         """The forward pass: num_inputs x num_objects in, num_outputs x num_objects out."""
         z = as_matrix(inputs, self.num_inputs, "FFNet.compute_outputs", "inputs")
+        z = frozen(z, owned=z is not inputs)  # the later passes read the batch: a snapshot
         for layer in self.layers:
             z = layer.forward(z)
         self._forward_count += 1
@@ -95,11 +102,13 @@ class FFNet:
         """The backward pass: derivs = dL/d(outputs), num_outputs x num_objects, in; dL/dtheta,
         a vector of length params_number, out."""
         n = self._batch("compute_loss_grad")
-        d = derivs = as_matrix(derivs, self.num_outputs, "FFNet.compute_loss_grad", "derivs",
-                               n)
+        d = as_matrix(derivs, self.num_outputs, "FFNet.compute_loss_grad", "derivs", n)
+        d = derivs = frozen(d, owned=d is not derivs)  # the R_p backward pass reads it
         grads = []
         for layer in reversed(self.layers):
             d, g = layer.backward(d)
+            if isinstance(layer, FCLayer):  # a fresh array: read-only, and the next layer
+                d = frozen(d, owned=True)   # keeps it without a copy
             grads.append(g)
         self._last_derivs = derivs
         return np.concatenate(grads[::-1])
@@ -110,7 +119,9 @@ class FFNet:
         self._batch("compute_Rp_outputs")
         x = self.layers[0].inputs
         rz: Any = np.zeros_like(x)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if i == 0 or isinstance(self.layers[i - 1], FCLayer):  # a fresh array: read-only,
+                rz = frozen(rz, owned=True)  # and the layer keeps it without a copy
             rz = layer.Rp_forward(rz)
         return rz
 

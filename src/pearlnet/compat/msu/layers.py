@@ -65,6 +65,11 @@ class BaseLayer:
     def get_activations(self) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.get_activations")
 
+    def _state(self) -> Any:
+        """What a recorded pass depends on besides its data (FFNet compares it to notice new
+        weights): ``_version`` when the layer keeps one."""
+        return getattr(self, "_version", None)
+
 
 def as_array(x: Any, who: str, what: str) -> np.ndarray:
     """x as a float or complex ndarray (integers become float64; nothing else is converted)."""
@@ -84,6 +89,17 @@ def as_matrix(x: Any, rows: int, who: str, what: str, cols: int | None = None) -
     if x.ndim != 2 or x.shape[0] != rows or (cols is not None and x.shape[1] != cols):
         expected = f"({rows}, {'batch' if cols is None else cols})"
         raise ValueError(f"{who}: {what} must have shape {expected}, got {x.shape}")
+    return x
+
+
+def frozen(x: np.ndarray, *, owned: bool = False) -> np.ndarray:
+    """x as an array nobody can change in place, for a pass that reads it later: x itself when
+    it is read-only already or ``owned`` (a fresh array no caller holds; it is made read-only),
+    else a read-only copy."""
+    if x.flags.writeable:
+        if not owned:
+            x = x.copy()
+        x.flags.writeable = False
     return x
 
 
@@ -179,14 +195,16 @@ class FCLayer(BaseLayer):
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         """Z = g(W X + b): num_inputs x batch in, num_outputs x batch out; the backward pass is
         recorded for ``backward``. Z is read-only: the recorded pass reads it (the derivatives of
-        sigmoid and tanh are written with their outputs), so change a copy. ``inputs`` keeps a
-        reference to the array given."""
+        sigmoid and tanh are written with their outputs), so change a copy. ``inputs`` is a
+        read-only snapshot of the array given (the array itself when it is read-only already),
+        so changing that array later cannot mix batches in the later passes."""
         x = as_matrix(inputs, self.shape[0], f"{self!r}.forward", "inputs")
+        x = frozen(x, owned=x is not inputs)
         self._clear()
         self._outputs, self._pullback = vjp(self._f, self._w, x)
         self._outputs.flags.writeable = False
         self.inputs = x
-        self._forward_version = self._version
+        self._forward_version = self._state()
         return self._outputs
 
     def backward(self, derivs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +212,7 @@ class FCLayer(BaseLayer):
         who = f"{self!r}.backward"
         self._require_forward(who)
         g = as_matrix(derivs, self.shape[1], who, "derivs", self.inputs.shape[1])
+        g = frozen(g, owned=g is not derivs)  # Rp_backward reads it
         dw, dx = self._pullback(g)
         self._derivs = g
         return dx, dw.ravel()
@@ -204,6 +223,7 @@ class FCLayer(BaseLayer):
         self._require_forward(who)
         self._require_direction(who)
         rx = as_matrix(Rp_inputs, self.shape[0], who, "Rp_inputs", self.inputs.shape[1])
+        rx = frozen(rx, owned=rx is not Rp_inputs)  # Rp_backward reads it
         x = self.inputs
         if rx.any():
             _, rz = jvp(self._f, (self._w, x), (self._p, rx))
@@ -243,9 +263,14 @@ class FCLayer(BaseLayer):
     def _require_forward(self, who: str) -> None:
         if self._pullback is None:
             raise RuntimeError(f"{who}: call forward first")
-        if self._forward_version != self._version:
-            raise RuntimeError(f"{who}: the weights changed since the last forward; call "
-                               f"forward again")
+        if self._forward_version != self._state():
+            raise RuntimeError(f"{who}: the weights changed (or the activation's parameters) "
+                               f"since the last forward; call forward again")
+
+    def _state(self) -> tuple:
+        """The weights' version and the activation's parameters (LeakyReLU's alpha can be
+        reassigned): a pass recorded under other values is stale."""
+        return self._version, tuple(getattr(self.afun, "_params", {}).items())
 
     def _require_direction(self, who: str) -> None:
         if self._p is None:
