@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pearlnet._files import replacing
+
 from . import plots
-from .files import replacing
 from .study import StudyOutput, write_results
 
 __all__ = ["FORMULAS", "HIDDEN_ACTIVATIONS", "formulas", "tex_to_html", "write_report",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import replacing
+from pearlnet._files import replacing
 
 __all__ = ["require_matplotlib", "convergence_figure", "codes_figure",
            "reconstructions_figure", "linear_check_figure", "save", "COLORS"]

@@ -27,9 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 from pearlnet import optim
+from pearlnet._files import replacing
 from pearlnet.models import Autoencoder
-
-from .files import replacing
 
 __all__ = ["FIRST_ORDER", "OPTIMIZERS", "FEATURES", "StudyConfig", "HFSettings", "Split", "PCA",
            "prepare_data", "fit_pca", "make_optimizer", "train_first_order", "train_hf",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pearlnet._files import replacing
 
 __all__ = ["save_model", "load_model"]
 
@@ -127,21 +128,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     _flatten("state", model.state, arrays)
     if model.opt_state is not None:
         _flatten("opt", model.opt_state, arrays)
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __config__=np.array(json.dumps(config)), **arrays)
-        # mkstemp creates the file 0600; give it the mode open() would (0666 less the umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, __config__=np.array(json.dumps(config)), **arrays)
 
 
 def load_model(path: str | os.PathLike) -> Any:

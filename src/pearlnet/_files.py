@@ -1,4 +1,5 @@
-"""Writing the report's files so that a failure never leaves a truncated one behind."""
+"""Writing files so that a failure never leaves a truncated one behind (saved models, the
+report's files)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     ends normally, move it onto ``path`` with ``os.replace`` (atomic on one file system), with
     the mode ``open`` would give (0666 less the umask). On any exception, Ctrl-C included, the
     temporary file is removed and ``path`` is left as it was: the previous file or none, never a
-    shortened one. The pattern of ``pearlnet.train.io.save_model``.
+    shortened one.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
