@@ -9,6 +9,7 @@ import doctest
 import gzip
 import hashlib
 import io
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -36,6 +37,7 @@ from pearlnet.data import (
     load_digits,
     load_fashion_mnist,
     load_mnist,
+    load_sine,
     one_hot,
     train_validation_split,
 )
@@ -410,8 +412,34 @@ def test_load_digits_is_seeded():
     (c, _), _ = load_digits(seed=1)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    with pytest.raises(ValueError, match="load_digits: seed must be an int"):
-        load_digits(seed=0.5)
+
+
+@pytest.mark.parametrize("seed", [-1, np.int64(-3), 0.5, True, "0", None])
+def test_load_digits_refuses_a_seed_that_is_not_a_non_negative_integer(seed):
+    with pytest.raises(ValueError, match=r"^load_digits: seed must be a non-negative integer, "
+                                         rf"got {re.escape(repr(seed))}$"):
+        load_digits(seed=seed)
+
+
+@pytest.mark.parametrize("seed", [-1, np.int64(-3), 0.5, True, "0"])
+def test_load_sine_refuses_a_seed_that_is_not_a_non_negative_integer(seed):
+    with pytest.raises(ValueError, match=r"^load_sine: seed must be a non-negative integer, a "
+                                         rf"numpy\.random\.Generator or None, got "
+                                         rf"{re.escape(repr(seed))}$"):
+        load_sine(n_train=2, n_test=0, steps=2, seed=seed)
+
+
+@pytest.mark.parametrize("noise", ["x", None, True, [0.1], np.nan, np.inf, -0.1])
+def test_load_sine_refuses_a_noise_that_is_not_a_non_negative_number(noise):
+    with pytest.raises(ValueError, match=r"^load_sine: noise must be a non-negative number, "
+                                         rf"got {re.escape(repr(noise))}$"):
+        load_sine(n_train=2, n_test=0, steps=2, noise=noise)
+
+
+def test_load_sine_takes_numpy_scalars_and_a_generator():
+    a = load_sine(n_train=2, n_test=1, steps=2, noise=np.float64(0.1), seed=np.int64(5))
+    b = load_sine(n_train=2, n_test=1, steps=2, noise=0.1, seed=np.random.default_rng(5))
+    np.testing.assert_array_equal(a[0][0], b[0][0])
 
 
 def test_load_digits_without_sklearn_says_how_to_install(monkeypatch):

@@ -27,13 +27,13 @@ def load_digits(seed: int = 0
     >>> x_train.shape, x_test.shape
     ((1346, 8, 8), (451, 8, 8))
     """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"load_digits: seed must be a non-negative integer, got {seed!r}")
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as exc:
         raise ImportError("load_digits needs scikit-learn, an optional dependency: "
                           "pip install scikit-learn (or pip install 'pearlnet[digits]')") from exc
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"load_digits: seed must be an int, got {type(seed).__name__}")
     bunch = sklearn_load_digits()
     images = np.asarray(bunch.images, dtype=np.float64)
     labels = np.asarray(bunch.target).astype(np.uint8)

@@ -13,6 +13,8 @@ beats noise^2 (the next value's own noise); repeating the last value scores abou
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = ["load_sine", "last_value_mse"]
@@ -36,12 +38,13 @@ def load_sine(n_train: int = 8192, n_test: int = 2048, steps: int = 50, noise: f
     n_train = _count(n_train, "n_train", 1)
     n_test = _count(n_test, "n_test", 0)
     steps = _count(steps, "steps", 1)
-    if not np.isfinite(noise) or noise < 0:
+    if (isinstance(noise, bool) or not isinstance(noise, numbers.Real)
+            or not np.isfinite(noise) or noise < 0):
         raise ValueError(f"load_sine: noise must be a non-negative number, got {noise!r}")
     if seed is not None and not isinstance(seed, np.random.Generator) and (
-            isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-        raise ValueError(f"load_sine: seed must be an int, a numpy.random.Generator or None, "
-                         f"got {type(seed).__name__}")
+            isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ValueError(f"load_sine: seed must be a non-negative integer, a "
+                         f"numpy.random.Generator or None, got {seed!r}")
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     amplitude = rng.uniform(*AMPLITUDE, size=(n, 1))
