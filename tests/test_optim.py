@@ -489,13 +489,22 @@ def test_get_config_rebuilds_the_optimizer(name):
     (lambda: Adam(decay_mask="biases"), "Adam: decay_mask"),
     (lambda: NoisySGD(sigma=-1.0), "NoisySGD: sigma"),
     (lambda: NoisySGD(decay=-0.5), "NoisySGD: decay"),
-    (lambda: NoisySGD(seed=-1), "NoisySGD: seed must be None or an int >= 0, got -1"),
+    (lambda: NoisySGD(seed=-1), r"NoisySGD: seed must be None or an int >= 0 and < 2\*\*64, "
+                                r"got -1"),
+    # update would refuse it in the state (as soon as the first step): refused here instead
+    (lambda: NoisySGD(seed=2**64), r"NoisySGD: seed .* < 2\*\*64, got 18446744073709551616"),
     (lambda: ClipByGlobalNorm(SGD(), max_norm=0.0), "ClipByGlobalNorm: max_norm"),
     (lambda: ClipByGlobalNorm("sgd", max_norm=1.0), "ClipByGlobalNorm: expected an optimizer"),
 ])
 def test_bad_hyper_parameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_noisy_sgd_takes_the_largest_seed_its_update_accepts():
+    opt = NoisySGD(lr=0.1, seed=2**64 - 1)
+    params, state = opt.update(P0, G0, opt.init(P0))
+    assert state["seed"] == 2**64 - 1 and state["step"] == 1
 
 
 def test_bad_learning_rate_assignment_and_schedule():

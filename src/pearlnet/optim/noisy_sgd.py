@@ -32,7 +32,7 @@ class NoisySGD(Optimizer):
         lr: learning rate >= 0 or a schedule (default 0.01).
         sigma: noise standard deviation at t = 0, >= 0 (default 0.1, i.e. eta = 0.01).
         decay: exponent >= 0 of the annealing (default 0.55).
-        seed: a non-negative int, or None.
+        seed: an int in [0, 2**64), or None.
         weight_decay, decay_mask: decoupled weight decay, see ``Optimizer``.
 
     State: ``{"step": int, "seed": int}``.
@@ -46,9 +46,12 @@ class NoisySGD(Optimizer):
         super().__init__(lr, weight_decay=weight_decay, decay_mask=decay_mask)
         self.sigma = check_number(self.name, "sigma", sigma, low=0.0)
         self.decay = check_number(self.name, "decay", decay, low=0.0)
+        # below 2**64: the state holds the seed as an unsigned 64-bit int, which update
+        # checks (and an .npz file stores)
         if seed is not None and not (isinstance(seed, (int, np.integer))
-                                     and not isinstance(seed, bool) and seed >= 0):
-            raise ValueError(f"{self.name}: seed must be None or an int >= 0, got {seed!r}")
+                                     and not isinstance(seed, bool) and 0 <= seed < 2**64):
+            raise ValueError(f"{self.name}: seed must be None or an int >= 0 and < 2**64, got "
+                             f"{seed!r}")
         self.seed = None if seed is None else int(seed)
 
     def _hparams(self) -> dict:
