@@ -356,3 +356,22 @@ def test_a_last_batch_of_one_sample_joins_the_one_before(rng):
     h = np.maximum(x @ model.params[model.layers[0].name]["W"], 0)
     np.testing.assert_allclose(model.state[model.layers[1].name]["var"],
                                0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-4)
+
+
+# ---- save and load: what a file keeps -------------------------------------------------------
+def test_hessian_free_keeps_its_step_factor_through_save_and_load(rng, tmp_path):
+    from pearlnet.optim import HessianFree
+
+    x, y = blobs(rng, n=40)
+    hf = HessianFree(cg_max_iters=3)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer=hf)
+    model.fit(x, y, batch_size=40, epochs=1, verbose=0, seed=0)
+    hf.lr = 0.25  # what a LearningRateScheduler does between epochs
+    assert hf.get_config()["lr"] == 0.25
+    model.save(tmp_path / "hf.pnl")
+    loaded = pearlnet.load_model(tmp_path / "hf.pnl")
+    assert type(loaded.optimizer) is HessianFree and loaded.optimizer.lr == 0.25
+    a = model.fit(x, y, batch_size=40, epochs=1, verbose=0, seed=1).history["loss"]
+    b = loaded.fit(x, y, batch_size=40, epochs=1, verbose=0, seed=1).history["loss"]
+    assert a == b

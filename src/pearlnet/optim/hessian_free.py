@@ -349,6 +349,9 @@ class HessianFree:
         return step
 
     def get_config(self) -> dict:
+        """The constructor's arguments and ``lr``, the factor on the step (a
+        LearningRateScheduler sets it), which is not one: set it after construction, as
+        load_model does."""
         return {"curvature": self.curvature, "damping": self.damping,
                 "damping_factors": [self.drop, self.boost], "cg_max_iters": self.cg_max_iters,
                 "cg_min_iters": self.cg_min_iters, "cg_tol": self.cg_tol,
@@ -356,7 +359,7 @@ class HessianFree:
                 "preconditioner": self.preconditioner,
                 "precondition_cases": self.precondition_cases,
                 "line_search": self.line_search,
-                "curvature_batch_size": self.curvature_batch_size}
+                "curvature_batch_size": self.curvature_batch_size, "lr": self.lr}
 
     def __repr__(self) -> str:
         return (f"HessianFree(curvature={self.curvature!r}, damping={self.damping}, "

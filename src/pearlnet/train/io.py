@@ -7,6 +7,7 @@ place with ``os.replace``, so a crash never leaves a half-written model.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import warnings
@@ -107,7 +108,20 @@ def _optimizer_from_config(spec: dict | None) -> Any:
         return None
     config = {k: from_config(v["__schedule__"]) if isinstance(v, dict) and "__schedule__" in v
               else v for k, v in spec["config"].items()}
-    return cls(**config)
+    # HessianFree's lr (the step factor a LearningRateScheduler sets) is an attribute, not a
+    # constructor argument
+    late = {"lr": config.pop("lr")} if "lr" in config and not _takes(cls, "lr") else {}
+    opt = cls(**config)
+    for name, value in late.items():
+        setattr(opt, name, value)
+    return opt
+
+
+def _takes(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` accepts the keyword argument ``name``."""
+    params = inspect.signature(cls).parameters.values()
+    return any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               or p.kind == p.VAR_KEYWORD for p in params)
 
 
 def save_model(model: Any, path: str | os.PathLike) -> None:
