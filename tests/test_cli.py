@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pearlnet import cli
@@ -28,6 +29,28 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
     (["train", "--model", "lstm", "--dataset", "sine", "--layers", "8"],
      "--layers applies to --model mlp, not --model lstm"),
     (["train", "--units", "8"], "--units applies to --model lstm"),
+    (["train", "--seed", "-1"], "pearlnet train: error: argument --seed: must be a non-negative "
+     "integer, got -1"),
+    (["train", "--seed", "x"], "argument --seed: 'x' is not an integer"),
+    (["autoencoder", "--seed", "-1"], "pearlnet autoencoder: error: argument --seed: must be a "
+     "non-negative integer, got -1"),
+    (["train", "--dataset", "digits", "--validation-split", "0.9999"],
+     "pearlnet train: error: argument --validation-split: expected a fraction that leaves at "
+     "least one of the 1346 digits training samples for training and one for validation, got "
+     "0.9999 (0 for training, 1346 for validation)"),
+    (["train", "--dataset", "digits", "--validation-split", "0.0001"],
+     "got 0.0001 (1346 for training, 0 for validation)"),
+    (["autoencoder", "--grid-batch-sizes", "0"],
+     "argument --grid-batch-sizes: batch sizes must be positive, got '0'"),
+    (["autoencoder", "--grid-batch-sizes", "100,x"],
+     "argument --grid-batch-sizes: '100,x' is not a comma-separated list of batch sizes"),
+    (["train", "--optimizer", "hf", "--lr", "0.5"],
+     "pearlnet train: error: --lr does not apply to --optimizer hf: Hessian-free takes its "
+     "steps from conjugate gradient and a line search"),
+    (["train", "--optimizer", "hf", "--schedule", "cosine"],
+     "--schedule does not apply to --optimizer hf"),
+    (["train", "--optimizer", "hf", "--lr", "0.5", "--schedule", "constant"],
+     "--lr and --schedule do not apply to --optimizer hf"),
 ])
 def test_bad_arguments_exit_2_before_any_work(argv, message, capsys, monkeypatch):
     def never(*args, **kwargs):
@@ -38,6 +61,118 @@ def test_bad_arguments_exit_2_before_any_work(argv, message, capsys, monkeypatch
         cli.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+class DataWouldLoad(Exception):
+    """Raised in place of loading data: the arguments got past every check."""
+
+
+def _stop_at_data(*args, **kwargs):
+    raise DataWouldLoad
+
+
+@pytest.fixture
+def paths(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "junk.pnl").write_text("junk")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--save", "{tmp}/no_such_folder/m.pnl"], "pearlnet train: error: argument "
+     "--save: expected a file path in an existing folder, got '{tmp}/no_such_folder/m.pnl': "
+     "folder '{tmp}/no_such_folder' does not exist"),
+    (["train", "--save", "{tmp}/folder"], "argument --save: expected a file path, got "
+     "'{tmp}/folder', which is a folder"),
+    (["train", "--save", "{tmp}/file/m.pnl"], "argument --save: expected a file path in a "
+     "folder, got '{tmp}/file/m.pnl': '{tmp}/file' is not a folder"),
+    (["train", "--save", ""], "argument --save: expected a file path such as model.pnl, got ''"),
+    (["autoencoder", "--out", "{tmp}/file"], "pearlnet autoencoder: error: argument --out: "
+     "expected a folder, got '{tmp}/file', which exists and is not a folder"),
+    (["autoencoder", "--out", "{tmp}/file/report"], "argument --out: expected a folder that "
+     "can be created, got '{tmp}/file/report': '{tmp}/file' is not a folder"),
+    (["evaluate", "{tmp}/missing.pnl", "--dataset", "digits"], "pearlnet evaluate: error: "
+     "argument MODEL: expected a model file written by Model.save or pearlnet train --save, got "
+     "'{tmp}/missing.pnl': no such file"),
+    (["evaluate", "{tmp}/folder", "--dataset", "digits"], "argument MODEL: expected a model "
+     "file, got '{tmp}/folder', which is a folder"),
+    (["evaluate", "{tmp}/junk.pnl", "--dataset", "digits"], "argument MODEL: expected a model "
+     "file written by Model.save or pearlnet train --save (a NumPy .npz archive), got "
+     "'{tmp}/junk.pnl', which is not one"),
+    (["evaluate", "{tmp}/other.npz", "--dataset", "digits"], "argument MODEL: cannot load "
+     "'{tmp}/other.npz': load_model: {tmp}/other.npz is not a pearlnet model file"),
+])
+def test_bad_paths_exit_2_before_any_data_is_read(argv, message, paths, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", _stop_at_data)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([a.format(tmp=paths) for a in argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=paths) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,option", [(["train", "--save", "{tmp}/m.pnl"], "--save"),
+                                          (["autoencoder", "--out", "{tmp}/r"], "--out"),
+                                          (["autoencoder", "--out", "{tmp}"], "--out")])
+def test_an_unwritable_folder_is_refused(argv, option, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", _stop_at_data)
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # (root may write anywhere)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([a.format(tmp=tmp_path) for a in argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected a " in err and "' is not writable" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--save", "{tmp}/m.pnl"],
+    ["train", "--save", "{tmp}/folder/m.pnl", "--optimizer", "hf"],
+    ["train", "--dataset", "digits", "--validation-split", "0.999"],  # 1 sample to train on
+    ["train", "--dataset", "digits", "--validation-split", "0.0004"],  # 1 to validate on
+    ["autoencoder", "--out", "{tmp}/new/deeper/report"],
+    ["autoencoder", "--out", "{tmp}/folder"],
+    ["autoencoder", "--seed", "0"],
+])
+def test_good_paths_and_values_get_to_the_data(argv, paths, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", _stop_at_data)
+    with pytest.raises(DataWouldLoad):
+        cli.main([a.format(tmp=paths) for a in argv])
+    assert not (paths / "new").exists()  # nothing is created before the run
+
+
+@pytest.mark.parametrize("fraction", [0.0001, 0.0003, 0.0004, 0.5, 0.999, 0.9996, 0.9999])
+def test_the_validation_split_check_agrees_with_model_fit(fraction):
+    import pearlnet
+    from pearlnet import nn
+
+    parser = cli.build_parser()
+    n = cli.TRAIN_SIZES["digits"]
+    model = pearlnet.Model([nn.Dense(1, input_shape=(1,))], seed=0)
+    model.compile(loss="mse", optimizer="sgd")
+    try:
+        model.fit(np.zeros((n, 1)), np.zeros((n, 1)), epochs=0, validation_split=fraction,
+                  verbose=0)
+        fit_refuses = False
+    except ValueError:
+        fit_refuses = True
+    try:
+        cli.check_validation_split(parser, fraction, "digits")
+        cli_refuses = False
+    except SystemExit:
+        cli_refuses = True
+    assert cli_refuses == fit_refuses
+
+
+def test_train_sizes_are_those_the_loaders_return():
+    from pearlnet.data import load_digits, load_sine
+    from pearlnet.data.mnist import DATASETS
+
+    assert cli.TRAIN_SIZES["digits"] == len(load_digits()[0][0])
+    assert cli.TRAIN_SIZES["sine"] == len(load_sine()[0][0])
+    for name in ("mnist", "fashion-mnist"):
+        assert cli.TRAIN_SIZES[name] == DATASETS[name].n_train
 
 
 def test_a_missing_dataset_is_a_message_not_a_traceback(tmp_path, capsys):

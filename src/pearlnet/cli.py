@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,16 +56,25 @@ MODEL_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 }
 MLP_ONLY = ("layers", "dropout")
 
+# The training-set sizes the loaders return (what --validation-split is checked against before
+# any data is read): the IDX loaders insist on 60,000; the digits' stratified split keeps 1,346
+# of 1,797; load_sine() makes 8,192 series.
+TRAIN_SIZES = {"fashion-mnist": 60000, "mnist": 60000, "digits": 1346, "sine": 8192}
+
+
+def _positive_ints(text: str, what: str, example: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what} "
+                                         f"such as {example}") from None
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be positive, got {text!r}")
+    return values
+
 
 def _layers(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip() != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer "
-                                         f"widths such as 256,256") from None
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
-    return sizes
+    return _positive_ints(text, "layer widths", "256,256")
 
 
 def _positive_int(text: str) -> int:
@@ -72,6 +84,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
 
 
@@ -142,11 +164,11 @@ def _optimizer_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _int_list(text: str) -> list[int]:
-    values = _layers(text)
+def _batch_sizes(text: str) -> list[int]:
+    values = _positive_ints(text, "batch sizes", "100,200")
     if not values:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive "
-                                         f"integers such as 100,200")
+                                         f"batch sizes such as 100,200")
     return values
 
 
@@ -172,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int)
     train.add_argument("--batch-size", type=_positive_int)
     train.add_argument("--validation-split", type=_fraction, default=0.0)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--save", metavar="PATH", help="write the trained model here (.pnl)")
     train.add_argument("--data-root", metavar="DIR", help="folder holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download data")
@@ -207,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default 2000)")
     study.add_argument("--grid-epochs", type=_positive_int,
                        help="epochs per grid-search candidate (default 2; --quick: 1)")
-    study.add_argument("--grid-batch-sizes", type=_int_list, help="minibatch sizes crossed with "
+    study.add_argument("--grid-batch-sizes", type=_batch_sizes, help="minibatch sizes crossed with "
                        "the step sizes in the grid search (default: just --batch-size)")
     study.add_argument("--hf-cg-iters", type=_positive_int, help="Hessian-free: CG iterations "
                        "per outer step at most (default 50)")
@@ -216,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--activation", type=_activation, default="tanh",
                        help="hidden-layer activation (code and output layers are linear)")
     study.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--seed", type=_seed, default=0)
     study.add_argument("--blas-threads", type=_positive_int, default=1, help="BLAS threads "
                        "during the study (default 1: its matrices are small, and on a shared "
                        "machine more threads can be much slower); needs threadpoolctl")
@@ -228,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--no-download", action="store_true", help="never download data")
 
     sub.add_parser("demo", help="differentiate a small autoencoder and check every derivative")
+    for command in (train, evaluate, study):  # so main's checks report as "pearlnet train: ..."
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -243,8 +267,79 @@ def load_dataset(name: str, root: str | None = None, download: bool = True):
     return loader(root=root, download=download)
 
 
+def check_output_file(parser: argparse.ArgumentParser, option: str, path: str) -> None:
+    """Exit 2 (parser.error) unless ``path`` can be written as a file: not a folder, in a folder
+    that exists and is writable. Checked before any work, so a long run cannot end in it."""
+    if path == "":
+        parser.error(f"argument {option}: expected a file path such as model.pnl, got ''")
+    target = Path(path)
+    if target.is_dir():
+        parser.error(f"argument {option}: expected a file path, got {path!r}, which is a "
+                     f"folder (e.g. {str(target / 'model.pnl')!r})")
+    folder = target.parent
+    if not folder.exists():
+        parser.error(f"argument {option}: expected a file path in an existing folder, got "
+                     f"{path!r}: folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        parser.error(f"argument {option}: expected a file path in a folder, got {path!r}: "
+                     f"{str(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"argument {option}: expected a file path in a writable folder, got "
+                     f"{path!r}: folder {str(folder)!r} is not writable")
+
+
+def check_output_folder(parser: argparse.ArgumentParser, option: str, path: str) -> None:
+    """Exit 2 (parser.error) unless ``path`` is a writable folder or one that can be created
+    (its nearest existing ancestor is a writable folder)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        parser.error(f"argument {option}: expected a folder, got {path!r}, which exists and is "
+                     f"not a folder")
+    ancestor = target
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"argument {option}: expected a folder that can be created, got {path!r}: "
+                     f"{str(ancestor)!r} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"argument {option}: expected a writable folder, got {path!r}: "
+                     f"{str(ancestor)!r} is not writable")
+
+
+def check_validation_split(parser: argparse.ArgumentParser, fraction: float,
+                           dataset: str) -> None:
+    """Exit 2 unless holding out ``fraction`` of the dataset's training set (the last
+    round(n * fraction), as Model.fit does) leaves at least one sample on each side."""
+    if not fraction:
+        return
+    n = TRAIN_SIZES[dataset]
+    cut = int(round(n * (1 - fraction)))
+    if cut == 0 or cut == n:
+        parser.error(f"argument --validation-split: expected a fraction that leaves at least "
+                     f"one of the {n} {dataset} training samples for training and one for "
+                     f"validation, got {fraction:g} ({cut} for training, {n - cut} for "
+                     f"validation)")
+
+
 def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit 2 (parser.error) on a model that does not fit the dataset, before data is read."""
+    """Exit 2 (parser.error) on a model that does not fit the dataset, options the optimizer
+    does not take, a validation split that leaves nothing on one side, or a --save path that
+    cannot be written, all before data is read."""
+    check_model_args(parser, args)
+    if _is_hessian_free(args.optimizer):
+        given = [f"--{key}" for key in ("lr", "schedule") if getattr(args, key) is not None]
+        if given:
+            verb = "does" if len(given) == 1 else "do"
+            parser.error(f"{' and '.join(given)} {verb} not apply to --optimizer "
+                         f"{args.optimizer}: Hessian-free takes its steps from conjugate "
+                         f"gradient and a line search, with no learning rate or schedule")
+    check_validation_split(parser, args.validation_split, args.dataset)
+    if args.save is not None:
+        check_output_file(parser, "--save", args.save)
+
+
+def check_model_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 (parser.error) on a model that does not fit the dataset."""
     if args.model == "mlp":
         if args.dataset == "sine":
             parser.error("--dataset sine is a sequence task: use --model lstm")
@@ -381,16 +476,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
               f"after {seconds:.1f} s of training")
-    if args.save:
+    if args.save is not None:
         model.save(args.save)
         print(f"saved to {args.save}")
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def load_model_arg(parser: argparse.ArgumentParser, path: str) -> Any:
+    """The model saved at ``path``; exit 2 (parser.error) when it is missing or unreadable."""
     import pearlnet
 
-    model = pearlnet.load_model(args.model)
+    if not os.path.exists(path):
+        parser.error(f"argument MODEL: expected a model file written by Model.save or "
+                     f"pearlnet train --save, got {path!r}: no such file")
+    if os.path.isdir(path):
+        parser.error(f"argument MODEL: expected a model file, got {path!r}, which is a folder")
+    if not zipfile.is_zipfile(path):
+        parser.error(f"argument MODEL: expected a model file written by Model.save or "
+                     f"pearlnet train --save (a NumPy .npz archive), got {path!r}, which is "
+                     f"not one")
+    try:
+        return pearlnet.load_model(path)
+    except (ValueError, KeyError, TypeError) as err:
+        detail = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        parser.error(f"argument MODEL: cannot load {path!r}: {detail}")
+
+
+def cmd_evaluate(args: argparse.Namespace, model: Any) -> int:
     _, (x_test, y_test) = load_dataset(args.dataset, args.data_root, not args.no_download)
     x_test = _as_model_input(model, x_test)
     if x_test.shape[1:] != tuple(model.input_shape):
@@ -494,15 +606,19 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    parser = getattr(args, "command_parser", parser)
     if args.command == "autoencoder":
         check_autoencoder_args(parser, args)
+        check_output_folder(parser, "--out", args.out)
     if args.command == "train":
         check_train_args(parser, args)
+    if args.command == "evaluate":
+        model = load_model_arg(parser, args.model)
     try:
         if args.command == "train":
             return cmd_train(args)
         if args.command == "evaluate":
-            return cmd_evaluate(args)
+            return cmd_evaluate(args, model)
         if args.command == "autoencoder":
             return cmd_autoencoder(args)
     except (DatasetNotFoundError, ChecksumError, IDXError) as err:
