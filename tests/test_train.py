@@ -375,3 +375,50 @@ def test_hessian_free_keeps_its_step_factor_through_save_and_load(rng, tmp_path)
     a = model.fit(x, y, batch_size=40, epochs=1, verbose=0, seed=1).history["loss"]
     b = loaded.fit(x, y, batch_size=40, epochs=1, verbose=0, seed=1).history["loss"]
     assert a == b
+
+
+def test_layer_dtypes_and_named_initializers_are_saved_and_restored(rng, tmp_path):
+    from pearlnet.nn import initializers
+
+    f64 = np.float64
+    model = pearlnet.Model([
+        nn.Conv2D(2, 3, kernel_initializer=initializers.lecun_uniform, bias_initializer="ones",
+                  dtype=f64, input_shape=(1, 5, 5)),
+        nn.BatchNorm(dtype=f64), nn.PReLU(dtype=f64), nn.Flatten(),
+        nn.Dense(6, kernel_initializer="zeros", bias_initializer="glorot_normal", dtype=f64),
+        nn.Dense(4, kernel_initializer="sparse", dtype=f64)])
+    seq = pearlnet.Model([nn.LSTM(3, return_sequences=True, dtype=f64, input_shape=(4, 2)),
+                          nn.Bidirectional(nn.GRU(2, kernel_initializer="he_uniform",
+                                                  dtype=f64))])
+    for i, m in enumerate((model, seq)):
+        m.compile(loss="mse")
+        m.save(tmp_path / f"m{i}.pnl")
+        loaded = pearlnet.load_model(tmp_path / f"m{i}.pnl")
+        for a, b in zip(m.layers, loaded.layers):
+            assert b.dtype == a.dtype == (np.float32 if a.name == "flatten" else f64), a.name
+            for key in ("kernel_initializer", "bias_initializer"):
+                assert getattr(b, key, None) is getattr(a, key, None), (a.name, key)
+        if i == 1:  # Bidirectional builds its weights in the layers it runs
+            bi = loaded.layers[-1]
+            assert bi.layer.dtype == bi.forward_layer.dtype == bi.backward_layer.dtype == f64
+        # re-initialised, the loaded model draws what the original draws
+        new_a, new_b = m.init(3), loaded.init(3)
+        leaves_a, leaves_b = pearlnet.tree_flatten(new_a)[0], pearlnet.tree_flatten(new_b)[0]
+        assert len(leaves_a) == len(leaves_b)
+        for u, v in zip(leaves_a, leaves_b):
+            assert u.dtype == v.dtype == f64
+            np.testing.assert_array_equal(u, v)
+
+
+def test_an_initializer_without_a_name_is_not_saved_and_the_weights_are(rng, tmp_path):
+    from pearlnet.nn import initializers
+
+    layer = nn.Dense(3, kernel_initializer=initializers.normal(0.1), input_shape=(5,))
+    assert "kernel_initializer" not in layer.get_config()
+    assert layer.get_config()["bias_initializer"] == "zeros"
+    model = pearlnet.Model([layer])
+    model.compile(loss="mse")
+    model.save(tmp_path / "m.pnl")
+    loaded = pearlnet.load_model(tmp_path / "m.pnl")
+    np.testing.assert_array_equal(loaded.params["dense"]["W"], model.params["dense"]["W"])
+    assert loaded.layers[0].kernel_initializer is initializers.he_normal  # the default

@@ -19,7 +19,7 @@ from pearlnet.numpy.conv import _padding, _pair, conv_output_size
 
 from . import activations as act
 from . import initializers, regularizers
-from .layers import kernel_and_bias_penalty
+from .layers import initializer_config, kernel_and_bias_penalty
 from .module import Module
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "Conv2D", "MaxPool2D",
@@ -172,7 +172,8 @@ def global_avg_pool2d(x: Any) -> Any:
 class Conv2D(Module):
     """y = f(conv2d(x, W, b, stride, padding)) with ``filters`` kernels W of shape
     (filters, in_channels, kh, kw): in_channels * kh * kw * filters + filters parameters
-    (problem book, exercise 46 a). W ~ N(0, 2 / (in_channels kh kw)) (He), b = 0.
+    (problem book, exercise 46 a). W ~ N(0, 2 / (in_channels kh kw)) (He), b = 0. A saved
+    model keeps named initializers only, as ``Dense``.
 
     >>> layer = Conv2D(6, 5, padding=2, input_shape=(1, 28, 28)); _ = layer.init(0)
     >>> layer(np.zeros((2, 1, 28, 28), np.float32)).shape, layer.count_params()
@@ -239,7 +240,7 @@ class Conv2D(Module):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": padding,
                 "activation": act.config_name(self.activation, self.describe()),
-                "use_bias": self.use_bias,
+                "use_bias": self.use_bias, **initializer_config(self),
                 "kernel_regularizer": None if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
                 "bias_regularizer": None if self.bias_regularizer is None

@@ -38,8 +38,37 @@ def kernel_and_bias_penalty(layer: Module, params: dict) -> Any:
     return total
 
 
+def initializer_name(fn: Any) -> str | None:
+    """The name ``initializers.get`` maps back to ``fn`` itself ("he_normal", "sparse"), or
+    None for an initializer no name stands for (``normal(0.1)``, ``sparse(20)``, a function of
+    one's own)."""
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str):
+        return None
+    for candidate in (name, name.split("(")[0]):  # the default sparse() is named "sparse(15)"
+        try:
+            if initializers.get(candidate) is fn:
+                return candidate
+        except ValueError:
+            continue
+    return None
+
+
+def initializer_config(layer: Module) -> dict:
+    """The layer's kernel_initializer and bias_initializer for get_config, each by its name;
+    one without a name is left out (a loaded layer has the weights, but re-initialises with
+    the default)."""
+    names = {key: initializer_name(getattr(layer, key))
+             for key in ("kernel_initializer", "bias_initializer")}
+    return {key: name for key, name in names.items() if name is not None}
+
+
 class Dense(Module):
     """y = f(x W + b), W of shape (in, units); W ~ N(0, 2/in) by default (He), b = 0.
+
+    A saved model keeps the initializers given by name or as a library function
+    (``initializers.zeros``); another one (``initializers.normal(0.1)``, a function of one's
+    own) is not saved, and the loaded layer re-initialises (``init``) with the defaults.
 
     >>> import numpy as np, pearlnet.nn as nn
     >>> layer = Dense(3, input_shape=(4,)); _ = layer.init(0)
@@ -90,7 +119,7 @@ class Dense(Module):
     def get_config(self) -> dict:
         return {"units": self.units,
                 "activation": act.config_name(self.activation, self.describe()),
-                "use_bias": self.use_bias,
+                "use_bias": self.use_bias, **initializer_config(self),
                 "kernel_regularizer": None if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
                 "bias_regularizer": None if self.bias_regularizer is None

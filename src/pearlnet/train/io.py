@@ -131,7 +131,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "input_shape": list(model.input_shape),
         "dtype": str(model.dtype),
         "layers": [{"class": type(layer).__name__, "name": layer.name,
-                    "config": layer.get_config()} for layer in model.layers],
+                    "dtype": str(layer.dtype), "config": layer.get_config()}
+                   for layer in model.layers],
         "compile": None if model.loss_fn is None else {
             "loss": model.loss_name, "metrics": [name for name, _ in model.metric_fns],
             "from_logits": model.from_logits,
@@ -169,6 +170,8 @@ def load_model(path: str | os.PathLike) -> Any:
             raise ValueError(f"load_model: unknown layer class {spec['class']!r}")
         layer = cls(**spec["config"])
         layer.name = spec["name"]
+        if "dtype" in spec:  # not in files written before it was saved
+            _set_dtype(layer, np.dtype(spec["dtype"]))
         layers.append(layer)
     model = Model(layers)
     model.input_shape = tuple(config["input_shape"])
@@ -189,6 +192,15 @@ def load_model(path: str | os.PathLike) -> Any:
         if opt_state:
             model.opt_state = _restore_scalars(opt_state)
     return model
+
+
+def _set_dtype(layer: Any, dtype: np.dtype) -> None:
+    """The layer's dtype, given to the layers it runs (Bidirectional's) too: a constructor only
+    records it."""
+    from pearlnet.nn.module import Module
+
+    for part in (layer, *(v for v in vars(layer).values() if isinstance(v, Module))):
+        part.dtype = dtype
 
 
 def _restore_scalars(tree: Any) -> Any:
