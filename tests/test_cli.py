@@ -238,3 +238,50 @@ def test_fashion_mnist_mlp_reaches_88_percent_in_10_epochs():
     model.compile(loss="categorical_crossentropy", optimizer=Adam(1e-3), metrics=["accuracy"])
     model.fit((x - m) / s, y, batch_size=128, epochs=10, verbose=0, seed=0)
     assert model.evaluate((xt - m) / s, yt)["accuracy"] >= 0.880
+
+
+# ---- pearlnet demo --------------------------------------------------------------------------
+def test_demo_passes_and_exits_0(capsys):
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "derivative                  forward diff  central diff  complex step" in out
+    assert "(G is positive semi-definite)" in out
+    assert out.endswith("\nEvery check within its tolerance.\n") and "FAILED" not in out
+
+
+def test_demo_exits_1_when_a_numerical_check_misses_its_tolerance(capsys, monkeypatch):
+    from pearlnet import check, demo
+
+    def too_strict(f, x, method="complex", **kwargs):  # forward differences cannot reach 1e-12
+        return check.check_grad(f, x, method=method, rtol=1e-12 if method == "forward" else None)
+
+    monkeypatch.setattr(demo, "check_grad", too_strict)
+    assert cli.main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert "\ngradient                          FAILED" in out  # the other cells keep their errors
+    assert "\n1 check(s) FAILED:\n  gradient: check_grad: forward check failed in direction 0" \
+        in out and "> rtol 1.0e-12" in out
+
+
+def test_demo_exits_1_when_a_product_disagrees_with_the_dense_matrix(capsys, monkeypatch):
+    import pearlnet
+
+    hvp = pearlnet.hvp
+
+    def off_by_a_percent(f, x, v):
+        return [{k: 1.01 * a for k, a in layer.items()} for layer in hvp(f, x, v)]
+
+    monkeypatch.setattr(pearlnet, "hvp", off_by_a_percent)
+    assert cli.main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert "  H v   vs hessian(F) @ v        1.00e-02  FAILED" in out
+    assert "1 check(s) FAILED:\n  H v vs hessian(F) @ v: relative error 1.00e-02 > 1e-10" in out
+
+
+def test_demo_refuses_a_negative_seed(capsys):
+    from pearlnet import demo
+
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert "argument --seed: must be a non-negative integer, got -1" in capsys.readouterr().err
