@@ -422,3 +422,280 @@ def test_an_initializer_without_a_name_is_not_saved_and_the_weights_are(rng, tmp
     loaded = pearlnet.load_model(tmp_path / "m.pnl")
     np.testing.assert_array_equal(loaded.params["dense"]["W"], model.params["dense"]["W"])
     assert loaded.layers[0].kernel_initializer is initializers.he_normal  # the default
+
+
+# ---- save and load: classes and functions of one's own (Keras' custom_objects) ---------------
+class MyAdam(Adam):
+    """A subclass of one's own: saved by name, rebuilt from custom_objects."""
+
+
+def my_loss(y_true, y_pred):
+    import pearlnet.numpy as pnp
+
+    return pnp.mean(pnp.square(y_pred - y_true))
+
+
+def my_metric(y_true, y_pred):
+    return float(np.mean(np.abs(y_pred - y_true)))
+
+
+def my_lr(t):
+    return 0.05 / (1 + t)
+
+
+def my_mask(path, leaf):
+    return path[-1] == "W"
+
+
+def resumes_alike(a, b, x, y):
+    """Two models take the same next epoch, bit for bit."""
+    ha = a.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=4).history
+    hb = b.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=4).history
+    return ha == hb and all(np.array_equal(u, v) for u, v in
+                            zip(pearlnet.tree_flatten(a.params)[0],
+                                pearlnet.tree_flatten(b.params)[0]))
+
+
+def regression(rng, n=24):
+    return rng.standard_normal((n, 5)).astype(np.float32), \
+        rng.standard_normal((n, 3)).astype(np.float32)
+
+
+def test_an_optimizer_subclass_needs_custom_objects_and_then_resumes_exactly(rng, tmp_path):
+    x, y = regression(rng)
+    model = small_model()
+    model.compile(loss="mse", optimizer=MyAdam(0.05))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    path = tmp_path / "m.pnl"
+    model.save(path)
+    # never another optimizer with this one's state: a ValueError naming the class
+    with pytest.raises(ValueError, match=r"load_model: .*m.pnl: the optimizer class 'MyAdam' is "
+                                         r"not part of pearlnet: pass custom_objects="
+                                         r"\{'MyAdam': MyAdam\} to load_model"):
+        pearlnet.load_model(path)
+    loaded = pearlnet.load_model(path, custom_objects={"MyAdam": MyAdam})
+    assert type(loaded.optimizer) is MyAdam and repr(loaded.optimizer) == repr(model.optimizer)
+    # the architecture and weights alone need no optimizer
+    bare = pearlnet.load_model(path, compile=False)
+    assert bare.optimizer is None and bare.loss_fn is None
+    np.testing.assert_array_equal(bare.predict(x), model.predict(x))
+    assert resumes_alike(model, loaded, x, y)
+
+
+def test_a_class_of_ones_own_named_like_a_library_one_is_not_taken_for_it(rng, tmp_path):
+    class SGD(pearlnet.optim.SGD):  # noqa: N801 (the point: pearlnet has an SGD too)
+        pass
+
+    model = small_model()
+    model.compile(loss="mse", optimizer=SGD(0.3))
+    model.save(tmp_path / "m.pnl")
+    with pytest.raises(ValueError, match="the optimizer class 'SGD' is not part of pearlnet"):
+        pearlnet.load_model(tmp_path / "m.pnl")
+    assert type(pearlnet.load_model(tmp_path / "m.pnl", custom_objects={"SGD": SGD})
+                .optimizer) is SGD
+
+
+def test_functions_of_ones_own_round_trip_by_name(rng, tmp_path):
+    from pearlnet.optim import schedules
+
+    x, y = regression(rng)
+    model = small_model()
+    opt = Adam(schedules.linear_warmup(my_lr, 3), weight_decay=0.1, decay_mask=my_mask)
+    model.compile(loss=my_loss, optimizer=opt, metrics=[my_metric, "accuracy"])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    path = tmp_path / "m.pnl"
+    model.save(path)
+    objects = {"my_loss": my_loss, "my_metric": my_metric, "my_lr": my_lr, "my_mask": my_mask}
+    for missing in objects:
+        with pytest.raises(ValueError, match=rf"the \w*\s?\w+ '{missing}' is not part of "
+                                             rf"pearlnet: pass custom_objects="
+                                             rf"\{{'{missing}': {missing}\}}"):
+            pearlnet.load_model(path, custom_objects={k: v for k, v in objects.items()
+                                                      if k != missing})
+    loaded = pearlnet.load_model(path, custom_objects=objects)
+    assert loaded.loss_fn is my_loss and [n for n, _ in loaded.metric_fns] == ["my_metric",
+                                                                             "accuracy"]
+    assert loaded.optimizer.decay_mask is my_mask
+    assert loaded.optimizer.lr._args["schedule_or_lr"] is my_lr
+    assert resumes_alike(model, loaded, x, y)
+    with pytest.raises(ValueError, match=r"load_model: .*m.pnl: custom_objects\['my_loss'\] "
+                                         r"must be a function \(the loss 'my_loss'\), got 3"):
+        pearlnet.load_model(path, custom_objects={**objects, "my_loss": 3})
+    with pytest.raises(ValueError, match="load_model: custom_objects must be a dict of names"):
+        pearlnet.load_model(path, custom_objects=[my_loss])
+
+
+def test_a_schedule_class_of_ones_own_round_trips_with_custom_objects(rng, tmp_path):
+    from pearlnet.optim import schedules
+
+    class halving(schedules.Schedule):  # noqa: N801 (named like the library's schedules)
+        def __init__(self, lr):
+            self._args = {"lr": lr}
+
+        def value(self, t):
+            return self._args["lr"] / 2 ** t
+
+    x, y = regression(rng)
+    model = small_model()
+    model.compile(loss="mse", optimizer=SGD(schedules.linear_warmup(halving(0.1), 2)))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "m.pnl")
+    with pytest.raises(ValueError, match=r"the schedule class 'halving' is not part of pearlnet: "
+                                         r"pass custom_objects=\{'halving': halving\}"):
+        pearlnet.load_model(tmp_path / "m.pnl")
+    loaded = pearlnet.load_model(tmp_path / "m.pnl", custom_objects={"halving": halving})
+    assert repr(loaded.optimizer) == repr(model.optimizer)
+    assert resumes_alike(model, loaded, x, y)
+
+
+@pytest.mark.parametrize("compile_kw,match", [
+    ({"loss": lambda y, p: my_loss(y, p)}, r"cannot save the loss <function"),
+    ({"loss": "mse", "metrics": [lambda y, p: 0.0]}, r"cannot save the metric '<lambda>'"),
+    ({"optimizer": Adam(lr=lambda t: 0.01)}, r"cannot save the optimizer Adam's lr <function"),
+    ({"optimizer": Adam(weight_decay=0.1, decay_mask=lambda path, leaf: True)},
+     r"cannot save the optimizer Adam's decay_mask <function"),
+    ({"optimizer": SGD(weight_decay=0.1, decay_mask={"dense": {"W": np.bool_(True)}})},
+     r"cannot save the optimizer SGD's decay_mask: \{'dense': .* is not JSON data"),
+])
+def test_what_no_name_brings_back_is_refused_before_any_file_is_written(compile_kw, match,
+                                                                        tmp_path):
+    model = small_model()
+    model.compile(**{"loss": "mse", **compile_kw})
+    with pytest.raises(ValueError, match=rf"Model.save: {match}"):
+        model.save(tmp_path / "m.pnl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_optimizer_the_file_would_not_rebuild_is_refused_at_save(tmp_path):
+    class Halved(SGD):  # get_config gives the halved lr, which the constructor halves again
+        def __init__(self, lr=0.1, **kwargs):
+            super().__init__(lr / 2, **kwargs)
+
+    class Tuned(SGD):  # get_config lacks the constructor's required argument
+        def __init__(self, boost, **kwargs):
+            super().__init__(0.1 * boost, **kwargs)
+
+    class Bare:  # an optimizer with init and update but no get_config
+        def init(self, params):
+            return {"step": 0}
+
+        def update(self, params, grads, state):
+            return params, state
+
+    def other_loss(y, p):
+        return my_loss(y, p)
+
+    other_loss.__name__ = "my_loss"  # two functions of one name
+    for compile_kw, match in [
+            ({"optimizer": Halved(0.2)}, r"cannot save the optimizer Halved\(lr=0.1\): rebuilt "
+                                         r"from its get_config\(\) it is Halved\(lr=0.05\)"),
+            ({"optimizer": Tuned(2.0)}, r"cannot rebuild the optimizer Tuned from its saved "
+                                        r"config .*TypeError"),
+            ({"optimizer": Bare()}, r"cannot save the optimizer Bare: it has no get_config"),
+            ({"loss": other_loss, "metrics": [my_loss]},
+             r"cannot save the metric 'my_loss' <function my_loss .*: <function .*other_loss .*"
+             r", also saved, has the same name 'my_loss'")]:
+        model = small_model()
+        model.compile(**{"loss": "mse", **compile_kw})
+        with pytest.raises(ValueError, match=rf"Model.save: {match}"):
+            model.save(tmp_path / "m.pnl")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_layers_of_ones_own_and_nested_sequentials_round_trip(rng, tmp_path):
+    class Scale(nn.Module):  # a layer of one's own, with a parameter and a setting
+        def __init__(self, init=2.0, input_shape=None, name=None):
+            super().__init__(input_shape, name)
+            self.init_value = init
+
+        def build(self, input_shape, rng):
+            self.params, self.state = {"s": np.full(input_shape, self.init_value,
+                                                    np.float32)}, {}
+            return tuple(input_shape)
+
+        def forward(self, params, x, *, state=None, training=False, rng=None):
+            return x * params["s"], {}
+
+        def get_config(self):
+            return {"init": self.init_value}
+
+    x, y = regression(rng)
+    inner = nn.Sequential([nn.Dense(4, activation="tanh", input_shape=(5,)), Scale(0.5),
+                           nn.BatchNorm()], name="block")
+    model = pearlnet.Model([inner, nn.Dropout(0.2), nn.Dense(3)])
+    model.compile(loss="mse", optimizer=Adam(0.01))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "m.pnl")
+    with pytest.raises(ValueError, match=r"the layer class 'Scale' is not part of pearlnet: "
+                                         r"pass custom_objects=\{'Scale': Scale\} to "
+                                         r"load_model$"):
+        pearlnet.load_model(tmp_path / "m.pnl", compile=False)
+    loaded = pearlnet.load_model(tmp_path / "m.pnl", custom_objects={"Scale": Scale})
+    block = loaded.layers[0]
+    assert type(block) is nn.Sequential and block.name == "block"
+    assert [type(layer) for layer in block.layers] == [nn.Dense, Scale, nn.BatchNorm]
+    assert block.layers[1].init_value == 0.5
+    # each inner layer holds its share of the loaded weights
+    np.testing.assert_array_equal(block.layers[0].params["W"], model.params["block"]["dense"]["W"])
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert resumes_alike(model, loaded, x, y)
+
+
+def test_a_layer_its_config_would_not_rebuild_is_refused_at_save(tmp_path):
+    class Wide(nn.Dense):  # get_config loses the width: the file would build other weights
+        def __init__(self, units=2, **kwargs):
+            super().__init__(units, **kwargs)
+
+        def get_config(self):
+            return {}
+
+    class Needy(nn.Flatten):  # get_config lacks a required argument
+        def __init__(self, how, **kwargs):
+            super().__init__(**kwargs)
+
+    for layer, match in [(Wide(7), r"cannot save Wide 'wide': rebuilt from its get_config\(\) "
+                                   r"\{\}, it has weights of shapes \[\(5, 2\), \(2,\)\], not "
+                                   r"\[\(5, 7\), \(7,\)\]"),
+                         (Needy("x"), r"cannot rebuild the layer 'needy' \(Needy\) from its "
+                                      r"saved config \{\}: Needy\(\*\*config\) raises "
+                                      r"TypeError")]:
+        model = pearlnet.Model([nn.Dense(5, input_shape=(4,)), layer])
+        model.build_model()
+        with pytest.raises(ValueError, match=rf"Model.save: {match}"):
+            model.save(tmp_path / "m.pnl")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_layer_name_the_file_cannot_hold_is_refused_and_the_old_file_kept(tmp_path):
+    path = tmp_path / "m.pnl"
+    good = small_model()
+    good.build_model()
+    good.save(path)
+    before = path.read_bytes()
+    for name in ("#0", "a/b"):
+        model = pearlnet.Model([nn.Dense(3, input_shape=(5,), name=name)])
+        model.build_model()
+        with pytest.raises(ValueError, match=rf"Model.save: cannot save the Dense layer named "
+                                             rf"'{name}': expected a str name that neither "
+                                             rf"starts with '#'"):
+            model.save(path)
+        assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.pnl"]
+
+
+def test_a_file_saved_without_its_optimizer_loads_with_a_warning(rng, tmp_path):
+    # what an older pearlnet wrote for an optimizer it could not save: "optimizer": null
+    import json
+
+    model = small_model()
+    model.compile(loss="mse", optimizer=Adam(0.05))
+    model.save(tmp_path / "m.pnl")
+    with np.load(tmp_path / "m.pnl") as data:
+        arrays = {k: data[k] for k in data.files}
+    config = json.loads(str(arrays.pop("__config__")))
+    config["compile"]["optimizer"] = None
+    np.savez(tmp_path / "old.npz", __config__=np.array(json.dumps(config)), **arrays)
+    with pytest.warns(RuntimeWarning, match=r"load_model: .*old.npz was saved without its "
+                                            r"optimizer; the model is compiled with SGD\(\) "
+                                            r"and the saved optimizer state is not used"):
+        loaded = pearlnet.load_model(tmp_path / "old.npz")
+    assert type(loaded.optimizer) is SGD and set(loaded.opt_state) == {"step"}
