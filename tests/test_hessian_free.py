@@ -234,3 +234,48 @@ def test_hessian_free_beats_first_order_on_rosenbrock_per_step():
 
     assert run(Adam(0.02), 100) > 1e-6
     assert run(Momentum(1e-4, 0.9), 100) > 1e-6
+
+
+# ---- a preconditioner given as a callable ----------------------------------------------------
+def test_cg_with_a_callable_preconditioner_equal_to_the_inverse_converges_in_one_step(rng):
+    m = rng.standard_normal((12, 12))
+    a = m @ m.T + np.eye(12)  # dense SPD: no diagonal preconditioner can be exact
+    b = rng.standard_normal(12)
+    a_inv = np.linalg.inv(a)
+    x, _, iters = conjugate_gradient(lambda v: a @ v, b, np.zeros(12), max_iters=50,
+                                     tol=1e-14, precondition=lambda r: a_inv @ r)
+    assert iters == 1  # p = -M^-1 r0 is the Newton step; the exact line search lands on it
+    np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-9, atol=1e-12)
+
+
+def test_hessian_free_calls_a_callable_preconditioner_once_per_step_with_params_batch_lambda():
+    calls = []
+
+    def identity_preconditioner(params, batch, lam):
+        calls.append((np.array(params), batch, lam))
+        return lambda r: r
+
+    hf = HessianFree(rosenbrock_residuals, sum_of_squares, damping=0.5,
+                     preconditioner=identity_preconditioner)
+    plain = HessianFree(rosenbrock_residuals, sum_of_squares, damping=0.5)
+    p0 = np.array([-1.2, 1.0])
+    got, _, info = hf.step(p0, hf.init(p0))
+    want, _, want_info = plain.step(p0, plain.init(p0))
+    assert len(calls) == 1 and calls[0][1] is None and calls[0][2] == 0.5
+    np.testing.assert_array_equal(calls[0][0], p0)
+    np.testing.assert_allclose(got, want, rtol=1e-12)  # M = I is plain CG
+    assert info["cg_iters"] == want_info["cg_iters"]
+
+
+def test_hessian_free_refuses_a_preconditioner_that_is_neither_a_flag_nor_callable():
+    with pytest.raises(ValueError, match="HessianFree: preconditioner must be True, False or "
+                                         "a callable"):
+        HessianFree(rosenbrock_residuals, sum_of_squares, preconditioner="diagonal")
+
+
+def test_hessian_free_rebuilds_from_its_config_lr_included():
+    hf = HessianFree(cg_max_iters=7, lr=0.25)
+    again = HessianFree(**hf.get_config())
+    assert again.get_config() == hf.get_config() and again.lr == 0.25
+    with pytest.raises(ValueError, match="HessianFree: lr"):
+        HessianFree(lr=-1.0)

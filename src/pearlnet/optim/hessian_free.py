@@ -58,7 +58,8 @@ def conjugate_gradient(apply_a: Callable[[np.ndarray], np.ndarray], b: np.ndarra
     tiny = (1e-14) ** 2 * float(b @ b)
     if float(r @ r) <= tiny:
         return x, [(0, x)], 0
-    y = r / precondition if precondition is not None else r
+    solve = _preconditioning(precondition)
+    y = solve(r)
     p = -y
     ry = float(r @ y)
     phis: list[float] = []
@@ -74,7 +75,7 @@ def conjugate_gradient(apply_a: Callable[[np.ndarray], np.ndarray], b: np.ndarra
         alpha = ry / pap
         x = x + alpha * p
         r = r + alpha * ap
-        y = r / precondition if precondition is not None else r
+        y = solve(r)
         ry_new = float(r @ y)
         p = -y + (ry_new / ry) * p
         ry = ry_new
@@ -90,6 +91,15 @@ def conjugate_gradient(apply_a: Callable[[np.ndarray], np.ndarray], b: np.ndarra
     if not saved or saved[-1][0] != i:
         saved.append((i, x))
     return x, saved, i
+
+
+def _preconditioning(precondition: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """r -> M^-1 r for a diagonal M (an array), a callable (applied as is) or None (M = I)."""
+    if precondition is None:
+        return lambda r: r
+    if callable(precondition):
+        return precondition
+    return lambda r: r / precondition
 
 
 class HessianFree:
@@ -117,25 +127,30 @@ class HessianFree:
         cg_max_iters, cg_min_iters, cg_tol: the CG budget and Martens' progress tolerance.
         cg_decay: CG starts from cg_decay times the previous step's last CG iterate.
         backtrack: pick the best saved CG iterate on the gradient batch (section 4.6).
-        preconditioner: use (sum_i g_i^2 / N + lambda)^(3/4), g_i the per-case gradients
-            (needs a batch whose arrays share a leading axis of cases; ``precondition_cases``
-            of them are used).
+        preconditioner: True: Martens' diagonal (sum_i g_i^2 / N + lambda)^(3/4), g_i the
+            per-case gradients (needs a batch whose arrays share a leading axis of cases;
+            ``precondition_cases`` of them are used). Or a callable
+            ``preconditioner(params, batch, lam) -> solve`` called once per outer step on the
+            gradient batch, ``solve(r)`` returning M^-1 r for the flat residual r (M symmetric
+            positive definite, approximating B + lambda I), e.g. a Kronecker-factored one
+            (bench/hf_autoencoder.py). False: none.
         line_search: Armijo backtracking (c = 1e-2, factor 0.8, at most 60 tries; a step
             that never passes is rejected).
         penalty: an optional ``penalty(params)`` added to the objective, its exact Hessian
             (by hvp) added to the curvature.
         curvature_batch_size: used by ``Model.fit``: the curvature products use this many
             cases of each training batch (None: the whole batch).
+        lr: a factor on the chosen step (1 is Martens'; a LearningRateScheduler sets it).
     """
 
     def __init__(self, net: Callable | None = None, loss: Callable | None = None,
                  curvature: str = "gauss-newton", damping: float = 1.0,
                  damping_factors: tuple[float, float] = (2 / 3, 3 / 2),
                  cg_max_iters: int = 250, cg_min_iters: int = 1, cg_tol: float = 5e-4,
-                 cg_decay: float = 0.95, backtrack: bool = True, preconditioner: bool = False,
-                 precondition_cases: int = 64, line_search: bool = True,
-                 penalty: Callable | None = None, curvature_batch_size: int | None = None
-                 ) -> None:
+                 cg_decay: float = 0.95, backtrack: bool = True,
+                 preconditioner: bool | Callable = False, precondition_cases: int = 64,
+                 line_search: bool = True, penalty: Callable | None = None,
+                 curvature_batch_size: int | None = None, lr: float = 1.0) -> None:
         if curvature not in ("gauss-newton", "hessian"):
             raise ValueError(f"HessianFree: curvature must be 'gauss-newton' or 'hessian', got "
                              f"{curvature!r}")
@@ -162,9 +177,13 @@ class HessianFree:
         self.cg_tol = check_number("HessianFree", "cg_tol", cg_tol, low=0.0, low_open=True)
         self.cg_decay = check_number("HessianFree", "cg_decay", cg_decay, low=0.0, high=1.0)
         self.backtrack, self.line_search = bool(backtrack), bool(line_search)
-        self.preconditioner, self.precondition_cases = bool(preconditioner), precondition_cases
+        if not (isinstance(preconditioner, bool) or callable(preconditioner)):
+            raise ValueError(f"HessianFree: preconditioner must be True, False or a callable "
+                             f"(params, batch, lam) -> solve, got {preconditioner!r}")
+        self.preconditioner, self.precondition_cases = preconditioner, precondition_cases
         self.curvature_batch_size = curvature_batch_size
-        self.lr = 1.0  # the Model's LearningRateScheduler may scale the step; 1 is Martens'
+        # the Model's LearningRateScheduler may scale the step; 1 is Martens'
+        self.lr = check_number("HessianFree", "lr", lr, low=0.0)
 
     # -- the objective and its curvature -----------------------------------------------------
     def _objective(self, unravel: Callable, batch: Any) -> Callable:
@@ -236,14 +255,18 @@ class HessianFree:
         lam, direction = self._check_state(state, flat)
         # 0 is allowed: a LearningRateScheduler may take the factor to 0 (no step)
         check_number("HessianFree.step", "lr (the factor on the step)", self.lr, low=0.0)
-        n_cases = self._precondition_count(batch) if self.preconditioner else 0
+        n_cases = self._precondition_count(batch) if self.preconditioner is True else 0
         f = self._objective(unravel, batch)
         f0, g = value_and_grad(f)(flat)
         f0, g = float(f0), np.asarray(g)
         cbatch = batch if curvature_batch is None else curvature_batch
         product = self._curvature_product(flat, unravel, cbatch)
-        precond = (self._precondition(flat, unravel, batch, lam, n_cases) if self.preconditioner
-                   else None)
+        if callable(self.preconditioner):
+            precond = self.preconditioner(params, batch, lam)
+        elif self.preconditioner:
+            precond = self._precondition(flat, unravel, batch, lam, n_cases)
+        else:
+            precond = None
         x0 = self.cg_decay * direction
         x_last, saved, iters = conjugate_gradient(
             lambda v: product(v) + lam * v, -g, x0, self.cg_max_iters, self.cg_min_iters,
@@ -349,9 +372,8 @@ class HessianFree:
         return step
 
     def get_config(self) -> dict:
-        """The constructor's arguments and ``lr``, the factor on the step (a
-        LearningRateScheduler sets it), which is not one: set it after construction, as
-        load_model does."""
+        """The constructor's arguments, ``lr`` (the factor on the step a LearningRateScheduler
+        sets) included, so ``HessianFree(**hf.get_config())`` rebuilds it."""
         return {"curvature": self.curvature, "damping": self.damping,
                 "damping_factors": [self.drop, self.boost], "cg_max_iters": self.cg_max_iters,
                 "cg_min_iters": self.cg_min_iters, "cg_tol": self.cg_tol,

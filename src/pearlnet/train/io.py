@@ -22,7 +22,6 @@ What the file names, and how ``load_model`` gets it back (Keras' rule):
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import warnings
@@ -366,20 +365,7 @@ def _optimizer_from_spec(spec: dict, objects: _Objects) -> Any:
     cls = objects.get(spec["class"], "optimizer class", _optimizers(),
                       spec.get("custom", False), lambda c: isinstance(c, type), "a class")
     config = {k: _value_from_spec(k, v, objects) for k, v in spec["config"].items()}
-    # HessianFree's lr (the step factor a LearningRateScheduler sets) is an attribute, not a
-    # constructor argument
-    late = {"lr": config.pop("lr")} if "lr" in config and not _takes(cls, "lr") else {}
-    opt = objects.construct(cls, config, f"the optimizer {cls.__name__}")
-    for name, value in late.items():
-        setattr(opt, name, value)
-    return opt
-
-
-def _takes(cls: type, name: str) -> bool:
-    """Whether ``cls(...)`` accepts the keyword argument ``name``."""
-    params = inspect.signature(cls).parameters.values()
-    return any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-               or p.kind == p.VAR_KEYWORD for p in params)
+    return objects.construct(cls, config, f"the optimizer {cls.__name__}")
 
 
 def _check_optimizer(opt: Any, spec: dict, objects: _Objects) -> None:
