@@ -94,7 +94,7 @@ def set_architecture(encoder: str) -> None:
 RESULTS = Path(__file__).resolve().parent / "results"
 # the second HF run by default: Martens' regime (the whole training set for the gradient, a
 # large curvature batch, a long CG budget), the settings the issue suggested
-MARTENS_STYLE = "grad=10000,curv=1000,cg=100,damping=1"
+MARTENS_STYLE = "grad=10000,curv=1000,cg=100,damping=1,precond=none"
 
 # learning-rate grids of the first-order methods (the loss sums over 784 pixels, so the
 # gradients are large and the plain-gradient rates small)
@@ -106,6 +106,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
 }
 
 Params = list[list[np.ndarray]]
+PRECONDITIONERS = ("none", "diagonal", "kronecker")
 
 
 # ---- data, model, initialisation -------------------------------------------------------------
@@ -135,10 +136,13 @@ ACTIVATIONS = {"tanh": pnp.tanh, "sigmoid": pnp.sigmoid}
 ACTIVATION = pnp.tanh  # the hidden units' nonlinearity (--activation)
 
 
-def net(params: Any, batch: Any) -> Any:
-    """The autoencoder's reconstruction of ``batch`` (its input is its target)."""
+def net(params: Any, batch: Any, inputs: list | None = None) -> Any:
+    """The autoencoder's reconstruction of ``batch`` (its input is its target); each layer's
+    input is appended to ``inputs`` when one is given."""
     h = batch
     for i, (w, b) in enumerate(params):
+        if inputs is not None:
+            inputs.append(h)
         h = h @ w + b
         if i not in LINEAR:
             h = ACTIVATION(h)
@@ -161,6 +165,73 @@ def full_loss(params: Params, x: np.ndarray, chunk: int = 5000) -> float:
         xb = x[i:i + chunk]
         total += float(objective(params, xb)) * len(xb)
     return total / len(x)
+
+
+# ---- a Kronecker-factored preconditioner for HF's CG -----------------------------------------
+def kronecker_preconditioner(cases: int = 200, decay: float = 0.95, floor: float = 1e-4,
+                             every: int = 5, seed: int = 0) -> Any:
+    """HessianFree(preconditioner=...): M = blockdiag_l (A_l + pi_l gamma I) x (G_l + gamma/pi_l I)
+    approximates G + lambda I layer by layer (K-FAC: Martens & Grosse 2015, sections 3 and 6.3).
+
+    A_l = E[a a^T] over the layer's inputs a (a 1 appended for the bias) and G_l = E[s s^T]
+    over s = J_u^T eps, the pre-activations' share of a Gauss-Newton sample eps ~ N(0, I) at the
+    output (the squared error's output Hessian is I), on the first ``cases`` cases of the
+    gradient batch; both are running averages (``decay``). gamma = sqrt(lambda + floor), pi_l =
+    sqrt((tr A_l / dim A_l) / (tr G_l / dim G_l)). s comes from the core: the gradient of
+    sum(eps * net) with respect to a per-case copy of each bias is s for every case at once.
+    The inverses are renewed every ``every`` outer steps (with that step's lambda);
+    M^-1 r = A^-1 R G^-1 per layer, R the layer's (weights; bias) block of r.
+    """
+    rng = np.random.default_rng(seed)
+    factors: list[list[np.ndarray]] = []
+    inverses: list[tuple[np.ndarray, np.ndarray]] = []
+    calls = 0
+
+    def make(params: Params, batch: np.ndarray, lam: float) -> Any:
+        nonlocal calls
+        xb = batch[:cases]
+        m = len(xb)
+        inputs: list[np.ndarray] = []
+        out = net(params, xb, inputs)
+        eps = rng.standard_normal(out.shape).astype(out.dtype)
+
+        def sample(biases):
+            return pnp.sum(net([[w, b] for (w, _), b in zip(params, biases)], xb) * eps)
+
+        sens = pearlnet.grad(sample)([np.repeat(b[None], m, axis=0) for _, b in params])
+        new = []
+        for a, s in zip(inputs, sens):
+            a1 = np.hstack([a, np.ones((m, 1), a.dtype)])
+            new.append([(a1.T @ a1 / m).astype(np.float64), (s.T @ s / m).astype(np.float64)])
+        if factors:
+            for old, fresh in zip(factors, new):
+                old[0] = decay * old[0] + (1 - decay) * fresh[0]
+                old[1] = decay * old[1] + (1 - decay) * fresh[1]
+        else:
+            factors.extend(new)
+        if calls % every == 0:
+            gamma = np.sqrt(lam + floor)
+            inverses.clear()
+            for a_f, g_f in factors:
+                pi = np.sqrt((np.trace(a_f) / len(a_f)) / (np.trace(g_f) / len(g_f)))
+                inverses.append(
+                    (np.linalg.inv(a_f + pi * gamma * np.eye(len(a_f))).astype(out.dtype),
+                     np.linalg.inv(g_f + gamma / pi * np.eye(len(g_f))).astype(out.dtype)))
+        calls += 1
+        shapes = [w.shape for w, _ in params]
+
+        def solve(r: np.ndarray) -> np.ndarray:
+            parts, at = [], 0
+            for (n_in, n_out), (a_inv, g_inv) in zip(shapes, inverses):
+                block = r[at:at + (n_in + 1) * n_out]  # the weights, then the bias
+                at += len(block)
+                u = a_inv @ block.reshape(n_in + 1, n_out) @ g_inv
+                parts.append(u.ravel())
+            return np.concatenate(parts)
+
+        return solve
+
+    return make
 
 
 # ---- the clocked runs ------------------------------------------------------------------------
@@ -236,21 +307,23 @@ def first_order(name: str, opt: Any, hparams: dict, params: Params, x: np.ndarra
 
 def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
                  curv_batch: int, cg_iters: int, damping: float, seed: int,
-                 label: str = "HF", precond: bool = False) -> tuple[Run, Iterator]:
+                 label: str = "HF", precond: str = "none") -> tuple[Run, Iterator]:
     """Outer HF steps until the training clock passes ``budget``; a step that ends past it is
     discarded. The full loss is evaluated (clock paused) after every step, one step per
     ``next``."""
     hparams = {"GN, grad batch": grad_batch, "curv batch": curv_batch, "cg_max_iters": cg_iters,
                "damping": damping}
-    if precond:
-        hparams["preconditioner"] = "on"
+    if precond != "none":
+        hparams["preconditioner"] = precond
     run = Run(label, hparams)
 
     def chunks() -> Iterator[None]:
         nonlocal params
         rng = np.random.default_rng(seed)
         hf = HessianFree(net, loss, curvature="gauss-newton", damping=damping,
-                         cg_max_iters=cg_iters, preconditioner=precond)
+                         cg_max_iters=cg_iters,
+                         preconditioner={"none": False, "diagonal": True}.get(
+                             precond, kronecker_preconditioner(seed=seed)))
         run.record(0.0, full_loss(params, x))
         state = hf.init(params)
         watch, log = Stopwatch(run), []
@@ -354,7 +427,11 @@ def parse_hf(spec: str, defaults: dict) -> dict:
         key, value = item.split("=")
         if key not in out:
             raise ValueError(f"--hf-variant: unknown key {key!r}; known: {', '.join(out)}")
-        out[key] = float(value) if key == "damping" else int(value)
+        out[key] = (float(value) if key == "damping" else value if key == "precond"
+                    else int(value))
+        if key == "precond" and value not in PRECONDITIONERS:
+            raise ValueError(f"--hf-variant: precond must be one of {PRECONDITIONERS}, got "
+                             f"{value!r}")
     return out
 
 
@@ -379,14 +456,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated first-order methods to run ('' for none)")
     p.add_argument("--lrs", default=None,
                    help="skip the grid for these: fixed rates, e.g. SGD=1e-3,Adam=1e-3")
-    p.add_argument("--hf-grad-batch", type=int, default=2000,
+    p.add_argument("--hf-grad-batch", type=int, default=1000,
                    help="HF gradient batch, resampled every outer step (all images when >= --n)")
-    p.add_argument("--hf-curv-batch", type=int, default=250,
+    p.add_argument("--hf-curv-batch", type=int, default=200,
                    help="HF curvature batch, resampled every outer step")
-    p.add_argument("--hf-cg-iters", type=int, default=25, help="HF cg_max_iters")
+    p.add_argument("--hf-cg-iters", type=int, default=3, help="HF cg_max_iters")
     p.add_argument("--hf-damping", type=float, default=1.0, help="HF initial damping")
-    p.add_argument("--hf-precond", type=int, choices=(0, 1), default=0,
-                   help="HF's diagonal preconditioner (Martens 4.7) off/on")
+    p.add_argument("--hf-precond", choices=PRECONDITIONERS, default="kronecker",
+                   help="CG's preconditioner: Martens' diagonal (4.7), Kronecker-factored "
+                        "(kronecker_preconditioner) or none")
     p.add_argument("--hf-variant", action="append", default=None,
                    help="extra HF runs beside the main one, e.g. 'grad=5000,curv=500,cg=50' "
                         "(repeatable; default: one Martens-style run "
@@ -459,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, h in enumerate(hf_settings):
         entries.append(hessian_free(params0, x, args.budget, min(h["grad"], args.n), h["curv"],
                                     h["cg"], h["damping"], args.seed,
-                                    "HF" if i == 0 else f"HF-{i}", bool(h["precond"])))
+                                    "HF" if i == 0 else f"HF-{i}", h["precond"]))
     load_before = os.getloadavg()
     race(entries)
     runs = [r for r, _ in entries]
