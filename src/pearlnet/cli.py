@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pearlnet._args import non_negative_int as _seed
+
 DATASETS = ("fashion-mnist", "mnist", "digits", "sine")
 MODELS = ("mlp", "lenet5", "lstm")
 
@@ -84,16 +86,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 import pearlnet
 import pearlnet.numpy as pnp
+from pearlnet._args import non_negative_int as _seed
 from pearlnet.check import GradientCheckError, check_grad, check_hvp, check_jvp
 
 # H v and G v against hessian(F) @ v and J^T J / n @ v: the same float64 sums in another
@@ -45,16 +46,6 @@ def network(params: list[dict], x):
 def reconstruction_error(z, x):
     """F = (1/n) sum_i 0.5 ||x_i - z_i||^2 (seed 000, formula 1)."""
     return 0.5 * pnp.sum((z - x) ** 2) / x.shape[0]
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
