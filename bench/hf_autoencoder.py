@@ -29,16 +29,16 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
   (0.9, 0.999).
 - Hessian-free: ``pearlnet.optim.HessianFree(net, loss, curvature="gauss-newton")`` at the
   library's defaults (CG warm start 0.95, Martens' CG stopping rule, CG-backtracking, Armijo line
-  search, Levenberg-Marquardt damping) except: initial damping --hf-damping (1), at most
-  --hf-cg-iters (25) CG iterations, the gradient (and the backtracking / line-search objective)
-  on --hf-grad-batch (2,000) images and the curvature products on --hf-curv-batch (250) of
-  them, both drawn afresh every outer step. These cheap steps were the best HF found at a 120 s
-  budget (the alternatives tried and their losses are in the README); a second HF run, "HF-1",
-  uses Martens' regime as the issue suggested it: the gradient on all 10,000 images, 1,000-case
-  curvature batches, up to 100 CG iterations (--hf-variant). For --budget 600 the best setting
-  found was --hf-grad-batch 5000 --hf-curv-batch 1000 --hf-cg-iters 50 (final loss 80.3, Adam
-  68.9). Cheaper stochastic steps (1,000/200/CG <= 10, no preconditioner, as in Kiros 2013)
-  reached 84.9-91.1 at 60 s over three seeds, against Adam's 75.6; the README lists the rest.
+  search, Levenberg-Marquardt damping with rho on the curvature batch) except: initial damping
+  --hf-damping (1), at most --hf-cg-iters (3) CG iterations preconditioned by --hf-precond
+  (kronecker: ``kronecker_preconditioner`` below, K-FAC's layer-wise Kronecker factors), the
+  gradient (and the backtracking / line-search objective) on --hf-grad-batch (1,000) images
+  and the curvature products on --hf-curv-batch (200) of them, both drawn afresh every outer
+  step. With this preconditioner three CG iterations go further than 25 plain or diagonally
+  preconditioned ones, at a fifth of the cost; it is the best HF found (2026-12-05), the
+  alternatives tried and their losses are in the README. A second HF run, "HF-1", uses
+  Martens' regime as the issue suggested it: the gradient on all 10,000 images, 1,000-case
+  curvature batches, up to 100 CG iterations, no preconditioner (--hf-variant).
   CG's products reuse one recorded forward pass per outer step (gauss_newton_operator).
 - Clock: every method gets --budget seconds of training time on the wall clock. The clock is
   paused while the full training loss is evaluated (at t = 0, then every budget/--points seconds

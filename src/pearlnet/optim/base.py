@@ -219,8 +219,9 @@ class Optimizer:
 
     def get_config(self) -> dict:
         """The constructor arguments: ``type(opt)(**opt.get_config())`` is an equal optimizer
-        (Keras's name; ``Model.save`` stores it as JSON, so a schedule or a callable decay_mask,
-        returned as the object itself, does not survive saving)."""
+        (Keras's name). A schedule or a callable decay_mask is returned as the object itself;
+        ``Model.save`` stores a library schedule by its config and a function of one's own by
+        its name, which ``load_model(..., custom_objects=...)`` maps back."""
         return {"lr": self._lr, **self._hparams(), "weight_decay": self.weight_decay,
                 "decay_mask": self.decay_mask}
 
