@@ -569,6 +569,11 @@ def test_train_validation_split_other_errors():
         train_validation_split(np.zeros((4, 2)), np.zeros(4), 0.1)
     with pytest.raises(ValueError, match="train_validation_split: seed must be"):
         train_validation_split(np.zeros((4, 2)), np.zeros(4), 0.5, seed=np.random.RandomState(0))
+    with pytest.raises(ValueError, match=r"^train_validation_split: seed must be a non-negative "
+                                         r"int, got -3$"):
+        train_validation_split(np.zeros((4, 2)), np.zeros(4), 0.5, seed=-3)
+    with pytest.raises(ValueError, match=r"^batches: seed must be a non-negative int, got -1$"):
+        list(batches(5, 2, seed=-1))
 
 
 def test_batches_in_order_and_shuffled():

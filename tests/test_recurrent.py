@@ -393,6 +393,20 @@ def test_config_rebuilds_the_layer(rng):
     assert "LSTM(units=3" in repr(layers[1])
 
 
+def test_config_keeps_initializers_given_as_library_functions():
+    # initializers.get("glorot_normal") is the library function itself, so its name is saved, as
+    # Dense does; an initializer no name stands for is left out and the default comes back.
+    from pearlnet.nn import initializers
+    layer = nn.GRU(3, kernel_initializer=initializers.get("glorot_normal"),
+                   bias_initializer=initializers.zeros,
+                   recurrent_initializer=lambda rng, shape, dtype: np.zeros(shape, dtype))
+    config = layer.get_config()
+    assert config["kernel_initializer"] == "glorot_normal"
+    assert config["bias_initializer"] == "zeros"
+    assert "recurrent_initializer" not in config
+    assert nn.GRU(**config).get_config()["recurrent_initializer"] == "orthogonal"
+
+
 def test_save_and_load_a_recurrent_model(tmp_path, rng):
     model = pearlnet.Model([nn.Bidirectional(nn.LSTM(4, return_sequences=True, peephole=True),
                                              merge_mode="sum", input_shape=(5, 3)),

@@ -29,6 +29,8 @@ Seed = int | np.random.Generator | None
 def _generator(seed: Seed, caller: str) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed < 0:
+        raise ValueError(f"{caller}: seed must be a non-negative int, got {seed}")
     if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
     raise ValueError(f"{caller}: seed must be an int, a numpy.random.Generator or None, "

@@ -38,6 +38,7 @@ from pearlnet.autodiff import Tracer
 
 from . import activations as act
 from . import initializers
+from .layers import initializer_name
 from .module import Module
 
 __all__ = ["RNN", "LSTM", "GRU", "Bidirectional"]
@@ -54,6 +55,12 @@ def orthogonal(rng: np.random.Generator, shape: tuple, dtype: Any = np.float32) 
 
 def _initializer(spec: Any) -> Any:
     return orthogonal if spec == "orthogonal" else initializers.get(spec)
+
+
+def _initializer_spec_name(fn: Any) -> str | None:
+    """The name ``_initializer`` maps back to ``fn`` (as ``layers.initializer_name``, plus
+    "orthogonal"); None for an initializer no name stands for, which a saved model leaves out."""
+    return "orthogonal" if fn is orthogonal else initializer_name(fn)
 
 
 def _stack_time(outs: list) -> Any:
@@ -220,7 +227,10 @@ class _Recurrent(Module):
         config = {"units": self.units, "use_bias": self.use_bias,
                   "return_sequences": self.return_sequences, "return_state": self.return_state,
                   "go_backwards": self.go_backwards}
-        config.update({k: v for k, v in self._init_specs.items() if isinstance(v, str)})
+        for key in self._init_specs:
+            name = _initializer_spec_name(getattr(self, key))
+            if name is not None:
+                config[key] = name
         return config
 
 
