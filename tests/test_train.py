@@ -548,6 +548,108 @@ def test_a_schedule_class_of_ones_own_round_trips_with_custom_objects(rng, tmp_p
     assert resumes_alike(model, loaded, x, y)
 
 
+def my_act(x):
+    """An activation of one's own, written with pearlnet.numpy."""
+    import pearlnet.numpy as pnp
+
+    return pnp.tanh(x) * 2
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda **kw: nn.Dense(4, activation=my_act, **kw), (5,)),
+    (lambda **kw: nn.Activation(my_act, **kw), (5,)),
+    (lambda **kw: nn.RNN(3, activation=my_act, **kw), (4, 2)),
+    (lambda **kw: nn.Bidirectional(nn.RNN(3, activation=my_act), **kw), (4, 2)),
+    (lambda **kw: nn.Conv2D(2, 3, padding="same", activation=my_act, **kw), (1, 4, 4)),
+], ids=["dense", "activation", "rnn", "bidirectional-rnn", "conv2d"])
+def test_an_activation_function_of_ones_own_round_trips_with_custom_objects(make, shape, rng,
+                                                                            tmp_path):
+    model = pearlnet.Model([make(input_shape=shape)])
+    model.compile(loss="mse", optimizer=Adam(0.01))
+    path = tmp_path / "m.pnl"
+    model.save(path)
+    # the architecture needs it: no compile=False hint
+    for compile in (True, False):
+        with pytest.raises(ValueError, match=r"load_model: .*m.pnl: the activation function "
+                                             r"'my_act' is not part of pearlnet: pass "
+                                             r"custom_objects=\{'my_act': my_act\} to "
+                                             r"load_model$"):
+            pearlnet.load_model(path, compile=compile)
+    loaded = pearlnet.load_model(path, custom_objects={"my_act": my_act})
+    assert [layer.get_config() for layer in loaded.layers] == \
+        [layer.get_config() for layer in model.layers]
+    x = rng.standard_normal((3, *shape)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match=r"custom_objects\['my_act'\] must be a function \(the "
+                                         r"activation function 'my_act'\), got 3"):
+        pearlnet.load_model(path, custom_objects={"my_act": 3})
+
+
+def test_an_activation_function_of_ones_own_shares_names_with_the_rest(rng, tmp_path):
+    # one function in two layers and named in custom_objects once; the loss of one's own too
+    x, y = regression(rng)
+    model = pearlnet.Model([nn.Dense(6, activation=my_act, input_shape=(5,)),
+                            nn.Activation(my_act), nn.Dense(3)])
+    model.compile(loss=my_loss, optimizer=Adam(0.01))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "m.pnl")
+    loaded = pearlnet.load_model(tmp_path / "m.pnl",
+                                 custom_objects={"my_act": my_act, "my_loss": my_loss})
+    assert loaded.layers[0].activation is my_act and loaded.layers[1].fn is my_act
+    assert resumes_alike(model, loaded, x, y)
+
+
+def test_an_activation_no_name_brings_back_is_refused_before_any_file_is_written(tmp_path):
+    def other_act(x):
+        return my_act(x)
+
+    other_act.__name__ = "my_act"  # two functions of one name
+
+    def other_loss(y, p):
+        return my_loss(y, p)
+
+    other_loss.__name__ = "my_act"  # an activation and a loss of one name
+
+    class Scaled(nn.Module):  # a layer of one's own whose config is not JSON data
+        def __init__(self, factor=2.0, input_shape=None, name=None):
+            super().__init__(input_shape, name)
+            self.factor = factor
+
+        def forward(self, params, x, *, state=None, training=False, rng=None):
+            return x * self.factor, {}
+
+        def get_config(self):
+            return {"factor": np.float32(self.factor)}
+
+    steeper = nn.activations.Activation(nn.activations._leaky_relu, "leaky_relu", alpha=0.3)
+    for layers, loss, match in [
+            ([nn.Dense(3, activation=lambda z: 2 * z)], "mse",
+             r"Model.save: cannot save the activation of Dense 'dense_1' <function .*<lambda>"
+             r".*: load_model rebuilds a function or class of one's own by its __name__ \(from "
+             r"custom_objects\), and this has no usable one \(a lambda or a callable object\); "
+             r"use a function defined with def"),
+            ([nn.Activation(lambda z: 2 * z)], "mse",
+             r"Model.save: cannot save the activation of Activation 'activation' <function "
+             r".*<lambda>"),
+            ([nn.Dense(3, activation=my_act), nn.Dense(3, activation=other_act)], "mse",
+             r"Model.save: cannot save the activation of Dense 'dense_2' <function "
+             r".*other_act .*: <function my_act .*, also saved, has the same name 'my_act'"),
+            ([nn.Dense(3, activation=my_act)], other_loss,
+             r"Model.save: cannot save the loss <function .*other_loss .*: <function my_act "
+             r".*, also saved, has the same name 'my_act'"),
+            ([nn.Dense(3, activation=steeper)], "mse",
+             r"Dense 'dense_1': cannot save the activation Activation\(leaky_relu, "
+             r"alpha=0.3\): the library's leaky_relu with other defaults"),
+            ([Scaled()], "mse",
+             r"Model.save: cannot save the config of Scaled 'scaled': \{'factor': .*\} is not "
+             r"JSON data")]:
+        model = pearlnet.Model([nn.Dense(5, input_shape=(4,)), *layers])
+        model.compile(loss=loss)
+        with pytest.raises(ValueError, match=match):
+            model.save(tmp_path / "m.pnl")
+        assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("compile_kw,match", [
     ({"loss": lambda y, p: my_loss(y, p)}, r"cannot save the loss <function"),
     ({"loss": "mse", "metrics": [lambda y, p: 0.0]}, r"cannot save the metric '<lambda>'"),

@@ -155,12 +155,21 @@ def get(name: str | Callable | None) -> Callable:
                          f"{', '.join(sorted(_BY_NAME))}") from None
 
 
-def config_name(fn: Callable, who: str) -> str:
-    """The name ``get`` maps back to ``fn`` itself, for a saved config. A Python function of
-    one's own (or a library one with other defaults) has none: ValueError naming ``who``."""
+def config_name(fn: Callable, who: str) -> str | Callable:
+    """What a layer's config holds for the activation ``fn``: the name ``get`` maps back to
+    ``fn`` itself ("relu"), or else ``fn`` itself, a function of one's own, which ``Model.save``
+    stores by its ``__name__`` for ``load_model``'s custom_objects (Keras' rule; a lambda is
+    refused there). A library activation with other defaults (``Activation(_leaky_relu,
+    "leaky_relu", alpha=0.3)``) is neither the named one nor one's own: ValueError naming
+    ``who``."""
     name = getattr(fn, "name", getattr(fn, "__name__", None))
     if isinstance(name, str) and _BY_NAME.get(name) is fn:
         return name
-    raise ValueError(f"{who}: cannot save the activation {fn!r}: a saved config holds only a "
-                     f"named activation ({', '.join(sorted(_BY_NAME))}), got a Python "
-                     f"function; build the layer with a named activation string to save it")
+    if isinstance(fn, Activation) and fn.name in _BY_NAME:
+        settings = "".join(f", {k}={v!r}" for k, v in fn.defaults.items())
+        raise ValueError(f"{who}: cannot save the activation {fn!r}: the library's {fn.name} "
+                         f"with other defaults, which no name stands for: use "
+                         f"nn.Activation({fn.name!r}{settings}) after a layer without "
+                         f"activation, or a function of one's own (def) with load_model's "
+                         f"custom_objects")
+    return fn

@@ -109,7 +109,7 @@ class Module:
     def __repr__(self) -> str:
         try:
             config = self.get_config()
-        except ValueError:  # a setting no saved config can hold: a custom activation function
+        except ValueError:  # a setting no config can hold: a library activation, other defaults
             fn = getattr(self, "activation", getattr(self, "fn", None))
             return f"{type(self).__name__}({'' if fn is None else f'activation={fn!r}, '}...)"
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())

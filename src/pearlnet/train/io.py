@@ -8,16 +8,20 @@ What the file names, and how ``load_model`` gets it back (Keras' rule):
 
 - pearlnet's own layers, losses, metrics, optimizers and schedules: by name, by themselves.
 - A class or function of one's own (a Module, optimizer or Schedule subclass; a loss, metric,
-  learning-rate or decay_mask function): by its ``__name__``, marked as the user's, with the
-  class's ``get_config()``. ``load_model(path, custom_objects={"MyAdam": MyAdam})`` rebuilds
+  learning-rate or decay_mask function; a layer's activation, or any function a layer's
+  ``get_config()`` returns): by its ``__name__``, marked as the user's, with the class's
+  ``get_config()``. ``load_model(path, custom_objects={"MyAdam": MyAdam})`` rebuilds
   it; without it, load_model raises a ValueError naming it. A same-named library object never
   stands in for it.
 - What no name can bring back is refused by ``Model.save`` before any file is written: a lambda
-  or a callable object without a ``__name__``, two objects of one name, a config that is not
-  JSON data or does not rebuild the object (``cls(**get_config())`` fails, or builds other
-  weights or another optimizer), a layer name or parameter key starting with "#" (the file's
-  mark of a list position) or holding "/".
+  or a callable object without a ``__name__``, two objects of one name (a class, a loss, an
+  activation...), a config that is not JSON data (functions aside) or does not rebuild the
+  object (``cls(**get_config())`` fails, or builds other weights or another optimizer), a
+  layer name or parameter key starting with "#" (the file's mark of a list position) or
+  holding "/".
 - Not saved: a Dense/Conv2D initializer without a name (see ``Dense``); the weights are.
+- Refused by the layer's ``get_config()`` itself: a library activation with other defaults
+  (see ``pearlnet.nn.activations.config_name``).
 """
 
 from __future__ import annotations
@@ -157,13 +161,14 @@ class _Objects:
         self.custom, self.who, self.compiling = custom_objects, who, compiling
 
     def get(self, name: str, kind: str, library: Callable[[str], Any], custom: bool,
-            check: Callable[[Any], bool], expected: str) -> Any:
+            check: Callable[[Any], bool], expected: str, architecture: bool = False) -> Any:
+        """``architecture``: the layers need it, so compile=False does not do without it."""
         obj = None if custom else library(name)
         if obj is not None:
             return obj
         if name not in self.custom:
             hint = " (or compile=False for the architecture and weights alone)" \
-                if self.compiling and kind != "layer class" else ""
+                if self.compiling and not architecture else ""
             raise ValueError(f"{self.who}: the {kind} {name!r} is not part of pearlnet: pass "
                              f"custom_objects={{{name!r}: {name}}} to load_model{hint}")
         obj = self.custom[name]
@@ -172,11 +177,12 @@ class _Objects:
                              f"{kind} {name!r}), got {obj!r}")
         return obj
 
-    def function(self, spec: Any, kind: str, library: Callable[[str], Any]) -> Callable:
+    def function(self, spec: Any, kind: str, library: Callable[[str], Any],
+                 architecture: bool = False) -> Callable:
         """A function saved as its library name or as {"__function__": name}."""
         custom = isinstance(spec, dict)
         return self.get(spec["__function__"] if custom else spec, kind, library, custom,
-                        callable, "a function")
+                        callable, "a function", architecture)
 
     def construct(self, cls: type, kwargs: dict, what: str) -> Any:
         try:
@@ -215,8 +221,32 @@ def _layer_spec(layer: Any, customs: dict[str, Any]) -> dict:
     if isinstance(layer, Sequential):
         spec["config"] = {"layers": [_layer_spec(inner, customs) for inner in layer.layers]}
     else:
-        spec["config"] = _json(layer.get_config(), f"the config of {layer.describe()}")
+        config = _config_spec(layer.get_config(), "config", layer.describe(), customs)
+        spec["config"] = _json(config, f"the config of {layer.describe()}")
     return spec
+
+
+def _config_spec(value: Any, key: str, who: str, customs: dict[str, Any]) -> Any:
+    """A layer's config with each function in it (an activation of one's own, as
+    ``activations.config_name`` gives it) as {"__function__": name}, at any depth (a
+    Bidirectional holds its layer's config)."""
+    if isinstance(value, dict):
+        return {k: _config_spec(v, k, who, customs) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_config_spec(v, key, who, customs) for v in value]
+    if callable(value) and not isinstance(value, type):
+        return {"__function__": _custom_name(value, f"the {key} of {who}", customs)}
+    return value
+
+
+def _config_from_spec(value: Any, key: str, objects: _Objects) -> Any:
+    if isinstance(value, dict) and "__function__" in value:
+        return objects.function(value, f"{key} function", lambda name: None, architecture=True)
+    if isinstance(value, dict):
+        return {k: _config_from_spec(v, k, objects) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_config_from_spec(v, key, objects) for v in value]
+    return value
 
 
 def _layer_from_spec(spec: dict, objects: _Objects) -> Any:
@@ -225,13 +255,14 @@ def _layer_from_spec(spec: dict, objects: _Objects) -> Any:
     cls = objects.get(spec["class"], "layer class", _layer_registry().get,
                       spec.get("custom", False),
                       lambda c: isinstance(c, type) and issubclass(c, Module),
-                      "a subclass of pearlnet.nn.Module")
+                      "a subclass of pearlnet.nn.Module", architecture=True)
     what = f"the layer {spec['name']!r} ({cls.__name__})"
     if issubclass(cls, Sequential) and "layers" in spec["config"]:
         layer = objects.construct(cls, {"layers": [_layer_from_spec(s, objects)
                                                    for s in spec["config"]["layers"]]}, what)
     else:
-        layer = objects.construct(cls, spec["config"], what)
+        layer = objects.construct(cls, _config_from_spec(spec["config"], "config", objects),
+                                  what)
     layer.name = spec["name"]
     if "dtype" in spec:  # not in files written before it was saved
         _set_dtype(layer, np.dtype(spec["dtype"]))
@@ -429,10 +460,11 @@ def load_model(path: str | os.PathLike, custom_objects: Mapping[str, Any] | None
 
     ``custom_objects`` maps the names of one's own classes and functions the model was saved
     with (a Module or optimizer subclass, a Schedule subclass, a loss, metric, learning-rate or
-    decay_mask function) to them, as in Keras: ``load_model(path,
-    custom_objects={"MyAdam": MyAdam, "my_loss": my_loss})``. A name the file needs and
-    custom_objects lacks is a ValueError naming it. ``compile=False`` returns the model
-    uncompiled: the architecture and the weights, without loss, metrics or optimizer.
+    decay_mask function, a layer's activation) to them, as in Keras: ``load_model(path,
+    custom_objects={"MyAdam": MyAdam, "my_loss": my_loss, "my_act": my_act})``. A name the
+    file needs and custom_objects lacks is a ValueError naming it. ``compile=False`` returns
+    the model uncompiled: the architecture and the weights, without loss, metrics or
+    optimizer (a layer's class or activation of one's own is still needed).
     """
     from pearlnet.train.model import Model
 

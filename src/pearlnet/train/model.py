@@ -266,9 +266,10 @@ class Model(Sequential):
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str) -> None:
         """Architecture (JSON) and weights (npz) in one file, written atomically. Classes and
-        functions of one's own are saved by name (``load_model(path, custom_objects=...)``
-        rebuilds them); what no name can bring back (a lambda, a config that does not rebuild
-        the object) is refused before any file is written (pearlnet.train.io)."""
+        functions of one's own (layers, losses, metrics, optimizers, activations) are saved by
+        name (``load_model(path, custom_objects=...)`` rebuilds them); what no name can bring
+        back (a lambda, two objects of one name, a config that does not rebuild the object) is
+        refused before any file is written (pearlnet.train.io)."""
         from .io import save_model
 
         save_model(self, path)
