@@ -153,6 +153,31 @@ def test_a_step_that_increases_the_loss_is_rejected_and_lambda_grows():
     assert info["loss"] <= info["loss_before"]  # the line search never accepts an increase
 
 
+def test_line_search_tries_bounds_the_armijo_search_and_rejects_past_it():
+    # f = sqrt(1 + w^2) at w = 10: f' = 10/sqrt(101), f'' = 101^(-3/2), so the (nearly
+    # undamped) Newton step is d = -f'/(f'' + lambda) ~ -1010, landing near w = -1000. Armijo
+    # (f(w + t d) <= f(w) + 0.01 t f' d, t = 0.8^k) first holds at the k computed below (18)
+    def loss(z, batch):
+        return pnp.sum(pnp.sqrt(1 + z ** 2))
+
+    w, lam = 10.0, 1e-6
+    g, h = w / math.sqrt(1 + w * w), (1 + w * w) ** -1.5
+    d = -g / (h + lam)
+    f0, f = math.sqrt(1 + w * w), [math.sqrt(1 + (w + 0.8 ** k * d) ** 2) for k in range(61)]
+    k = next(k for k in range(1, 61) if f[k] <= f0 + 0.01 * 0.8 ** k * g * d)
+    assert k == 18
+    for tries, rate in [(60, 0.8 ** k), (k, 0.8 ** k), (k - 1, 0.0)]:
+        hf = HessianFree(lambda p, batch: p, loss, curvature="hessian", damping=lam,
+                         line_search_tries=tries)
+        params, state, info = hf.step(np.array([w]), hf.init(np.zeros(1)))
+        assert info["rate"] == pytest.approx(rate, rel=1e-9, abs=0)
+        assert params[0] == pytest.approx(w + rate * d, rel=1e-6)  # rejected: w stays at 10
+        assert state["lambda"] == pytest.approx(lam * 1.5)  # the full step raised f: rho < 0
+    with pytest.raises(ValueError, match="HessianFree: line_search_tries must be a positive "
+                                         "integer, got 0"):
+        HessianFree(line_search_tries=0)
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="curvature must be 'gauss-newton' or 'hessian'"):
         HessianFree(curvature="fisher")
