@@ -43,9 +43,9 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
   of the cost; with fixed 1,000/200 batches the loss stalls after about 60 s (lambda climbs:
   the steps fit the batch's noise), and the growing batches remove that stall. It is the best
   HF found (2026-12-05); the alternatives tried and their losses are in the README. A second
-  HF run, "HF-1", uses
-  Martens' regime as the issue suggested it: the gradient on all 10,000 images, 1,000-case
-  curvature batches, up to 100 CG iterations, no preconditioner (--hf-variant).
+  HF run, "HF-1", uses Martens' regime as the issue suggested it: the gradient on all 10,000
+  images, 1,000-case curvature batches, up to 100 CG iterations, no preconditioner
+  (--hf-variant).
   CG's products reuse one recorded forward pass per outer step (gauss_newton_operator).
 - Clock: every method gets --budget seconds of training time on the wall clock. The clock is
   paused while the full training loss is evaluated (at t = 0, then every budget/--points seconds
