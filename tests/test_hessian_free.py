@@ -141,6 +141,30 @@ def test_rho_compares_actual_and_predicted_decrease():
     np.testing.assert_allclose(params, np.linalg.solve(a, [1.0, 0.0]), rtol=1e-6)
 
 
+def test_damping_min_is_a_floor_under_the_lambda_each_step_uses():
+    # on a quadratic rho = 1, so Martens' rule drops lambda by 2/3 after every step; the floor
+    # keeps the lambda used at damping_min, and the step is the damped Newton step with it
+    a, b = np.array([[3.0, 1.0], [1.0, 2.0]]), np.array([1.0, 0.0])
+
+    def loss(z, batch):
+        return 0.5 * z @ (a @ z) - b @ z
+
+    hf = HessianFree(lambda p, batch: p, loss, curvature="hessian", damping=1e-8,
+                     damping_min=1e-3)
+    params, state = np.array([0.5, -0.5]), hf.init(np.zeros(2))
+    assert state["lambda"] == 1e-8  # the floor applies when a step is taken
+    for _ in range(2):
+        before = params
+        params, state, info = hf.step(params, state)
+        assert info["lambda"] == 1e-3 and info["rate"] == 1.0
+        assert info["rho"] == pytest.approx(1.0, rel=1e-9)
+        assert state["lambda"] == pytest.approx(1e-3 * 2 / 3)
+        newton = np.linalg.solve(a + 1e-3 * np.eye(2), b - a @ before)
+        np.testing.assert_allclose(params, before + newton, rtol=1e-9)
+    with pytest.raises(ValueError, match="HessianFree: damping_min"):
+        HessianFree(damping_min=-1e-3)
+
+
 def test_a_step_that_increases_the_loss_is_rejected_and_lambda_grows():
     # a "curvature" far too small makes CG step far past the minimum
     hf = HessianFree(rosenbrock_residuals, sum_of_squares, damping=1e-12, backtrack=False,
@@ -299,8 +323,9 @@ def test_hessian_free_refuses_a_preconditioner_that_is_neither_a_flag_nor_callab
 
 
 def test_hessian_free_rebuilds_from_its_config_lr_included():
-    hf = HessianFree(cg_max_iters=7, lr=0.25)
+    hf = HessianFree(cg_max_iters=7, lr=0.25, damping_min=1e-4)
     again = HessianFree(**hf.get_config())
     assert again.get_config() == hf.get_config() and again.lr == 0.25
+    assert again.damping_min == 1e-4
     with pytest.raises(ValueError, match="HessianFree: lr"):
         HessianFree(lr=-1.0)

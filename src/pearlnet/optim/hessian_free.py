@@ -124,6 +124,10 @@ class HessianFree:
             "hessian".
         damping: the initial lambda; ``damping_factors`` (drop, boost) = (2/3, 3/2): rho > 3/4
             multiplies lambda by 2/3, rho < 1/4 by 3/2.
+        damping_min: lambda never goes below it (0, the default, is Martens': no floor). After
+            a run of good steps lambda can fall by many orders of magnitude (to 1e-25 in
+            bench/hf_autoencoder.py), where it no longer changes the solve; a boost by 3/2 then
+            takes dozens of bad steps to matter again. A floor keeps the damping responsive.
         cg_max_iters, cg_min_iters, cg_tol: the CG budget and Martens' progress tolerance.
         cg_decay: CG starts from cg_decay times the previous step's last CG iterate.
         backtrack: pick the best saved CG iterate on the gradient batch (section 4.6).
@@ -147,7 +151,7 @@ class HessianFree:
 
     def __init__(self, net: Callable | None = None, loss: Callable | None = None,
                  curvature: str = "gauss-newton", damping: float = 1.0,
-                 damping_factors: tuple[float, float] = (2 / 3, 3 / 2),
+                 damping_factors: tuple[float, float] = (2 / 3, 3 / 2), damping_min: float = 0.0,
                  cg_max_iters: int = 250, cg_min_iters: int = 1, cg_tol: float = 5e-4,
                  cg_decay: float = 0.95, backtrack: bool = True,
                  preconditioner: bool | Callable = False, precondition_cases: int = 64,
@@ -159,6 +163,7 @@ class HessianFree:
                              f"{curvature!r}")
         self.net, self.loss, self.curvature, self.penalty = net, loss, curvature, penalty
         self.damping = check_number("HessianFree", "damping", damping, low=0.0)
+        self.damping_min = check_number("HessianFree", "damping_min", damping_min, low=0.0)
         drop, boost = damping_factors
         self.drop = check_number("HessianFree", "damping_factors[0]", drop, low=0.0, high=1.0,
                                  low_open=True, high_open=True)
@@ -258,6 +263,7 @@ class HessianFree:
         flat, unravel = ravel(params)
         flat = np.asarray(flat)
         lam, direction = self._check_state(state, flat)
+        lam = max(lam, self.damping_min)
         # 0 is allowed: a LearningRateScheduler may take the factor to 0 (no step)
         check_number("HessianFree.step", "lr (the factor on the step)", self.lr, low=0.0)
         n_cases = self._precondition_count(batch) if self.preconditioner is True else 0
@@ -380,7 +386,8 @@ class HessianFree:
         """The constructor's arguments, ``lr`` (the factor on the step a LearningRateScheduler
         sets) included, so ``HessianFree(**hf.get_config())`` rebuilds it."""
         return {"curvature": self.curvature, "damping": self.damping,
-                "damping_factors": [self.drop, self.boost], "cg_max_iters": self.cg_max_iters,
+                "damping_factors": [self.drop, self.boost], "damping_min": self.damping_min,
+                "cg_max_iters": self.cg_max_iters,
                 "cg_min_iters": self.cg_min_iters, "cg_tol": self.cg_tol,
                 "cg_decay": self.cg_decay, "backtrack": self.backtrack,
                 "preconditioner": self.preconditioner,
