@@ -101,7 +101,7 @@ def set_architecture(encoder: str) -> None:
 RESULTS = Path(__file__).resolve().parent / "results"
 # the second HF run by default: Martens' regime (the whole training set for the gradient, a
 # large curvature batch, a long CG budget), the settings the issue suggested
-MARTENS_STYLE = "grad=10000,curv=1000,cg=100,damping=1,precond=none,growth=0,ls=60"
+MARTENS_STYLE = "grad=10000,curv=1000,cg=100,damping=1,precond=none,growth=0,ls=60,dmin=0"
 
 # learning-rate grids of the first-order methods (the loss sums over 784 pixels, so the
 # gradients are large and the plain-gradient rates small)
@@ -315,7 +315,8 @@ def first_order(name: str, opt: Any, hparams: dict, params: Params, x: np.ndarra
 def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
                  curv_batch: int, cg_iters: int, damping: float, seed: int,
                  label: str = "HF", precond: str = "none",
-                 growth: float = 0.0, line_search_tries: int = 60) -> tuple[Run, Iterator]:
+                 growth: float = 0.0, line_search_tries: int = 60,
+                 damping_min: float = 0.0) -> tuple[Run, Iterator]:
     """Outer HF steps until the training clock passes ``budget``; a step that ends past it is
     discarded. The full loss is evaluated (clock paused) after every step, one step per
     ``next``. With ``growth`` > 0 both batches grow with the training time t already spent,
@@ -330,12 +331,15 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
         hparams["batches grow, s"] = growth
     if line_search_tries != 60:
         hparams["line search tries"] = line_search_tries
+    if damping_min > 0:
+        hparams["damping_min"] = damping_min
     run = Run(label, hparams)
 
     def chunks() -> Iterator[None]:
         nonlocal params
         rng = np.random.default_rng(seed)
         hf = HessianFree(net, loss, curvature="gauss-newton", damping=damping,
+                         damping_min=damping_min,
                          cg_max_iters=cg_iters, line_search_tries=line_search_tries,
                          preconditioner={"none": False, "diagonal": True}.get(
                              precond, kronecker_preconditioner(seed=seed)))
@@ -447,7 +451,7 @@ def parse_hf(spec: str, defaults: dict) -> dict:
         key, value = item.split("=")
         if key not in out:
             raise ValueError(f"--hf-variant: unknown key {key!r}; known: {', '.join(out)}")
-        out[key] = (float(value) if key in ("damping", "growth") else value
+        out[key] = (float(value) if key in ("damping", "growth", "dmin") else value
                     if key == "precond" else int(value))
         if key == "precond" and value not in PRECONDITIONERS:
             raise ValueError(f"--hf-variant: precond must be one of {PRECONDITIONERS}, got "
@@ -491,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hf-ls-tries", type=int, default=20,
                    help="HF's Armijo line search gives up (rejects the step) after this many "
                         "tries (Martens: 60)")
+    p.add_argument("--hf-damping-min", type=float, default=1e-4,
+                   help="HF's floor on lambda (HessianFree damping_min; Martens: 0)")
     p.add_argument("--hf-variant", action="append", default=None,
                    help="extra HF runs beside the main one, e.g. 'grad=5000,curv=500,cg=50' "
                         "(repeatable; default: one Martens-style run "
@@ -559,13 +565,13 @@ def main(argv: list[str] | None = None) -> int:
                                    interval))
     base = {"grad": min(args.hf_grad_batch, args.n), "curv": args.hf_curv_batch,
             "cg": args.hf_cg_iters, "damping": args.hf_damping, "precond": args.hf_precond,
-            "growth": args.hf_growth, "ls": args.hf_ls_tries}
+            "growth": args.hf_growth, "ls": args.hf_ls_tries, "dmin": args.hf_damping_min}
     hf_settings = [base] + [parse_hf(v, base) for v in args.hf_variant]
     for i, h in enumerate(hf_settings):
         entries.append(hessian_free(params0, x, args.budget, min(h["grad"], args.n), h["curv"],
                                     h["cg"], h["damping"], args.seed,
                                     "HF" if i == 0 else f"HF-{i}", h["precond"],
-                                    h["growth"], h["ls"]))
+                                    h["growth"], h["ls"], h["dmin"]))
     load_before = os.getloadavg()
     race(entries)
     runs = [r for r, _ in entries]
