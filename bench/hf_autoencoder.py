@@ -34,11 +34,14 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
   (kronecker: ``kronecker_preconditioner`` below, K-FAC's layer-wise Kronecker factors), the
   Armijo line search giving up (rejecting the step) after --hf-ls-tries (20) tries instead of
   Martens' 60 (each try costs a loss on the gradient batch, and past 20 the step is under 1%
-  of CG's: 60 tries cost up to 10 s per bad step on 10,000 images, 120 s of one 600 s race), the
+  of CG's: 60 tries cost up to 10 s per bad step on 10,000 images, 120 s of one 600 s race),
+  lambda held at or above --hf-damping-min (1e-4, the preconditioner's own floor: without it
+  lambda fell to 1e-25 in one race, where each bad step's x1.5 boost did nothing), the
   gradient (and the backtracking / line-search objective) on --hf-grad-batch (1,000) images
   and the curvature products on --hf-curv-batch (200) of them, both drawn afresh every outer
   step and both growing with the training time t spent, by the factor 1 + t/--hf-growth (30 s:
-  5,000/1,000 at 120 s, all 10,000 images and 2,000 from 270 s on). With this preconditioner
+  5,000/1,000 at 120 s, all 10,000 images and 2,000 from 270 s on; --hf-grad-max stops the
+  gradient batch earlier: 5,000 did not help). With this preconditioner
   three CG iterations go further than 25 plain or diagonally preconditioned ones, at a fifth
   of the cost; with fixed 1,000/200 batches the loss stalls after about 60 s (lambda climbs:
   the steps fit the batch's noise), and the growing batches remove that stall. It is the best
@@ -101,7 +104,8 @@ def set_architecture(encoder: str) -> None:
 RESULTS = Path(__file__).resolve().parent / "results"
 # the second HF run by default: Martens' regime (the whole training set for the gradient, a
 # large curvature batch, a long CG budget), the settings the issue suggested
-MARTENS_STYLE = "grad=10000,curv=1000,cg=100,damping=1,precond=none,growth=0,ls=60,dmin=0"
+MARTENS_STYLE = ("grad=10000,curv=1000,cg=100,damping=1,precond=none,growth=0,ls=60,dmin=0,"
+                 "gmax=0")
 
 # learning-rate grids of the first-order methods (the loss sums over 784 pixels, so the
 # gradients are large and the plain-gradient rates small)
@@ -316,13 +320,14 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
                  curv_batch: int, cg_iters: int, damping: float, seed: int,
                  label: str = "HF", precond: str = "none",
                  growth: float = 0.0, line_search_tries: int = 60,
-                 damping_min: float = 0.0) -> tuple[Run, Iterator]:
+                 damping_min: float = 0.0, grad_max: int = 0) -> tuple[Run, Iterator]:
     """Outer HF steps until the training clock passes ``budget``; a step that ends past it is
     discarded. The full loss is evaluated (clock paused) after every step, one step per
     ``next``. With ``growth`` > 0 both batches grow with the training time t already spent,
-    by the factor 1 + t/growth (the gradient batch at most all of x): cheap noisy steps
-    first, more exact ones once the easy decrease is had (Byrd et al. 2012 grow the sample
-    in the same spirit; Martens 2010, section 4.6, argues for large gradient batches)."""
+    by the factor 1 + t/growth (the gradient batch at most ``grad_max``, 0: all of x): cheap
+    noisy steps first, more exact ones once the easy decrease is had (Byrd et al. 2012 grow
+    the sample in the same spirit; Martens 2010, section 4.6, argues for large gradient
+    batches)."""
     hparams = {"GN, grad batch": grad_batch, "curv batch": curv_batch, "cg_max_iters": cg_iters,
                "damping": damping}
     if precond != "none":
@@ -333,6 +338,8 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
         hparams["line search tries"] = line_search_tries
     if damping_min > 0:
         hparams["damping_min"] = damping_min
+    if 0 < grad_max < len(x):
+        hparams["grad batch at most"] = grad_max
     run = Run(label, hparams)
 
     def chunks() -> Iterator[None]:
@@ -349,7 +356,8 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
         run.info.update({"cg_iters_total": 0, "steps_log": log})
         while run.clock < budget:
             # both batches grow by one factor, which stops when the gradient batch is all of x
-            scale = min(1.0 + run.clock / growth if growth > 0 else 1.0, len(x) / grad_batch)
+            scale = min(1.0 + run.clock / growth if growth > 0 else 1.0,
+                        (grad_max if 0 < grad_max < len(x) else len(x)) / grad_batch)
             n_grad = min(int(grad_batch * scale), len(x))
             n_curv = min(int(curv_batch * scale), n_grad)
             with watch:
@@ -497,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                         "tries (Martens: 60)")
     p.add_argument("--hf-damping-min", type=float, default=1e-4,
                    help="HF's floor on lambda (HessianFree damping_min; Martens: 0)")
+    p.add_argument("--hf-grad-max", type=int, default=0,
+                   help="the growing gradient batch stops at this size (0: all the images)")
     p.add_argument("--hf-variant", action="append", default=None,
                    help="extra HF runs beside the main one, e.g. 'grad=5000,curv=500,cg=50' "
                         "(repeatable; default: one Martens-style run "
@@ -565,13 +575,14 @@ def main(argv: list[str] | None = None) -> int:
                                    interval))
     base = {"grad": min(args.hf_grad_batch, args.n), "curv": args.hf_curv_batch,
             "cg": args.hf_cg_iters, "damping": args.hf_damping, "precond": args.hf_precond,
-            "growth": args.hf_growth, "ls": args.hf_ls_tries, "dmin": args.hf_damping_min}
+            "growth": args.hf_growth, "ls": args.hf_ls_tries, "dmin": args.hf_damping_min,
+            "gmax": args.hf_grad_max}
     hf_settings = [base] + [parse_hf(v, base) for v in args.hf_variant]
     for i, h in enumerate(hf_settings):
         entries.append(hessian_free(params0, x, args.budget, min(h["grad"], args.n), h["curv"],
                                     h["cg"], h["damping"], args.seed,
                                     "HF" if i == 0 else f"HF-{i}", h["precond"],
-                                    h["growth"], h["ls"], h["dmin"]))
+                                    h["growth"], h["ls"], h["dmin"], h["gmax"]))
     load_before = os.getloadavg()
     race(entries)
     runs = [r for r, _ in entries]
