@@ -338,8 +338,9 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
         hparams["line search tries"] = line_search_tries
     if damping_min > 0:
         hparams["damping_min"] = damping_min
-    if 0 < grad_max < len(x):
-        hparams["grad batch at most"] = grad_max
+    limit = grad_max if 0 < grad_max < len(x) else len(x)  # the gradient batch's largest size
+    if limit < len(x):
+        hparams["grad batch at most"] = limit
     run = Run(label, hparams)
 
     def chunks() -> Iterator[None]:
@@ -355,10 +356,9 @@ def hessian_free(params: Params, x: np.ndarray, budget: float, grad_batch: int,
         watch, log = Stopwatch(run), []
         run.info.update({"cg_iters_total": 0, "steps_log": log})
         while run.clock < budget:
-            # both batches grow by one factor, which stops when the gradient batch is all of x
-            scale = min(1.0 + run.clock / growth if growth > 0 else 1.0,
-                        (grad_max if 0 < grad_max < len(x) else len(x)) / grad_batch)
-            n_grad = min(int(grad_batch * scale), len(x))
+            # both batches grow by one factor, which stops when the gradient batch reaches limit
+            scale = min(1.0 + run.clock / growth if growth > 0 else 1.0, limit / grad_batch)
+            n_grad = min(int(grad_batch * scale), limit)
             n_curv = min(int(curv_batch * scale), n_grad)
             with watch:
                 if n_grad >= len(x):
