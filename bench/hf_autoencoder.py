@@ -62,7 +62,7 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
 - Acceptance protocol (the issue's "equal wall-clock budget"): the race alone on the machine with
   OPENBLAS_NUM_THREADS=2, so each method has the whole machine, and --budget 600. HF/best
   first-order was 0.960, 0.959, 0.896 on seeds 4, 5, 6 (2026-12-06); at 120 s 1.075, 1.103,
-  0.962, and with one thread per run 0.94-1.05 at 600 s (README).
+  0.962, and with one thread, two races sharing the machine, 0.94-1.05 at 600 s (README).
 
 Outputs: the learning-rate grid, the table of the full runs (winner marked, the ratio of each
 HF run's final loss to the best first-order method's), bench/results/hf_autoencoder.png (loss
