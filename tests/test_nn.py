@@ -273,7 +273,7 @@ def test_sequential_names_params_and_counts():
     assert model.count_params() == 784 * 1000 + 1000 + 1000 * 10 + 10  # 795,010 (seed 003)
     flat, unravel = pearlnet.ravel(model.params)
     assert flat.size == 795_010 and flat.dtype == np.float32
-    assert "795,010" in model.summary()
+    assert "795,010" in model.summary_text()
 
 
 def test_init_is_seeded():
@@ -292,7 +292,7 @@ def test_dropout_is_inverted_and_off_in_eval(rng):
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert (y == 0).mean() == pytest.approx(0.25, abs=0.02)
     np.testing.assert_array_equal(layer.forward({}, x, training=False)[0], x)
-    with pytest.raises(ValueError, match="needs an rng"):
+    with pytest.raises(ValueError, match="training mode needs rng="):
         layer.forward({}, x, training=True)
     with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\)"):
         nn.Dropout(1.0)

@@ -372,7 +372,7 @@ def test_recurrent_layers_stack_in_a_model(rng):
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=0)
     assert np.isfinite(history.history["loss"]).all()
     assert model.predict(x).shape == (16, 2)
-    assert "bidirectional" in model.summary()
+    assert "bidirectional" in model.summary_text()
 
 
 # ---- configuration and errors --------------------------------------------------------------------

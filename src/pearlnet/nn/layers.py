@@ -14,7 +14,8 @@ import pearlnet.numpy as pnp
 
 from . import activations as act
 from . import initializers, regularizers
-from .module import Module
+from .module import Module, as_rng
+from .random import keep_mask
 
 __all__ = ["Dense", "Dropout", "BatchNorm", "Flatten", "Standardize", "Activation", "PReLU",
            "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "AbsReLU", "Softplus", "Swish", "Mish", "ELU",
@@ -137,11 +138,15 @@ class Dropout(Module):
         self.p = float(p)
 
     def forward(self, params, x, *, state=None, training=False, rng=None):
+        """In training, ``rng`` is a seed, a Generator, or the ``SampleStream`` that
+        ``Model.fit`` passes (masks keyed by the layer's name and each sample's index)."""
         if not training or self.p == 0:
             return x, {}
         if rng is None:
-            raise ValueError(f"{self.describe()}: training mode needs an rng for the mask")
-        keep = rng.random(pnp.shape(x)) >= self.p
+            raise ValueError(f"{self.describe()}: training mode needs rng= (a seed or a "
+                             f"numpy.random.Generator) for the mask; calling the layer, "
+                             f"layer(x, training=True), draws from its own stream")
+        keep = keep_mask(as_rng(rng), pnp.shape(x), self.p, self.name or "dropout")
         scale = np.asarray(1 / (1 - self.p), dtype=pnp.asarray(x).dtype)
         return x * (keep * scale), {}
 

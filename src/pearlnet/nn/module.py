@@ -20,13 +20,19 @@ import numpy as np
 
 from pearlnet.autodiff import ravel
 
+from .random import SampleStream
+
 __all__ = ["Module", "Sequential", "as_rng"]
 
 
-def as_rng(seed: Any) -> np.random.Generator:
-    """A Generator from a seed, a Generator, or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
+def as_rng(seed: Any) -> Any:
+    """A Generator from a seed, a Generator, or None (fresh entropy). A ``SampleStream`` (the
+    per-sample random numbers ``Model.fit`` hands its layers) passes through unchanged."""
+    if isinstance(seed, (np.random.Generator, SampleStream)):
         return seed
+    if isinstance(seed, (bool, float, str)):  # default_rng's own message would not say which
+        raise TypeError(f"as_rng: expected a seed (a non-negative int), a "
+                        f"numpy.random.Generator or None, got {seed!r}")
     return np.random.default_rng(seed)
 
 
@@ -79,8 +85,22 @@ class Module:
         return self.forward(params, x, state=self.state, training=training, rng=rng)[0]
 
     def __call__(self, x: Any, training: bool | None = None, rng: Any = None) -> Any:
+        """y = f(x) with the module's own parameters and state. In training mode (``training``
+        or ``module.train()``) ``rng`` is a seed or a Generator for the random layers
+        (dropout); without one the module draws from its own stream, seeded with 0 (a
+        Model's with its seed), so a run of calls is reproducible and successive calls differ.
+        """
         self._require_built()
+        training = self.training if training is None else training
+        if training:
+            rng = self._call_stream() if rng is None else as_rng(rng)
         return self.apply(self.params, x, training, rng)
+
+    def _call_stream(self) -> np.random.Generator:
+        stream = self.__dict__.get("_stream")
+        if stream is None:
+            stream = self.__dict__["_stream"] = as_rng(getattr(self, "seed", 0))
+        return stream
 
     # -- modes and bookkeeping ---------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -96,8 +116,12 @@ class Module:
 
     def _require_built(self) -> None:
         if not self.built:
-            raise RuntimeError(f"{self.describe()} is not built: call init(seed, input_shape) "
-                               f"or give the first layer an input_shape")
+            raise RuntimeError(f"{self.describe()} is not built: {self._how_to_build()}")
+
+    def _how_to_build(self) -> str:
+        if self.input_shape is None:
+            return "call init(seed, input_shape) (or give it input_shape=... and call init(seed))"
+        return f"call init(seed) (its input shape {self.input_shape} is known)"
 
     def get_config(self) -> dict:
         """The constructor's arguments, for saving the architecture as JSON."""
@@ -127,23 +151,61 @@ class Sequential(Module):
             self.add(layer)
 
     def add(self, layer: Module) -> Sequential:
+        """Append a layer. Layer names must be unique (as in Keras): a layer without a name gets
+        its class's name, numbered if taken; an explicit name that is taken is a ValueError.
+        On a built stack the new layer alone is built, from the last layer's output shape:
+        the other layers keep their weights."""
         if not isinstance(layer, Module):
             raise TypeError(f"Sequential.add: expected a layer (a pearlnet.nn.Module), got "
                             f"{type(layer).__name__}")
-        if layer.name is None or any(layer.name == other.name for other in self.layers):
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"Sequential.add: {layer.describe()} is in this model already; "
+                             f"a layer object can appear once (make a new one)")
+        taken = {other.name for other in self.layers}
+        named = layer.name is None
+        if named:
             base = type(layer).__name__.lower()
-            taken = {other.name for other in self.layers}
             layer.name = base if base not in taken else next(
                 f"{base}_{i}" for i in itertools.count(1) if f"{base}_{i}" not in taken)
-        if not self.layers and layer.input_shape is not None and self.input_shape is None:
+        elif layer.name in taken:
+            raise ValueError(f"Sequential.add: a layer named {layer.name!r} is in the model "
+                             f"already; layer names must be unique (as in Keras)")
+        first_shape = not self.layers and layer.input_shape is not None and \
+            self.input_shape is None
+        if first_shape:
             self.input_shape = layer.input_shape
         self.layers.append(layer)
-        self.built = False  # built in init()/compile(), once all layers are known
+        try:
+            self._added(layer)
+        except BaseException:  # the model stays as it was
+            self.layers.pop()
+            if named:
+                layer.name = None
+            if first_shape:
+                self.input_shape = None
+            raise
         return self
+
+    def _added(self, layer: Module) -> None:
+        """A layer was appended: on a built stack, build it alone (the others keep weights)."""
+        if not self.built:
+            return
+        rng = self.__dict__.get("_build_rng") or as_rng(None)
+        shape = self.output_shape_
+        layer.input_shape = shape
+        out = layer.build(shape, rng)
+        layer.output_shape_ = out
+        layer.built = True
+        if layer.params:
+            self.params[layer.name] = layer.params
+        if layer.state:
+            self.state[layer.name] = layer.state
+        self.output_shape_ = out
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         self.params, self.state = {}, {}
         shape = tuple(input_shape)
+        self._build_rng = rng  # a layer added later is built from the same stream
         for layer in self.layers:
             layer.input_shape = shape
             shape = layer.build(shape, rng)
@@ -181,7 +243,31 @@ class Sequential(Module):
                 total = total + fn(params[layer.name])
         return total
 
-    def summary(self) -> str:
+    def has_penalty(self) -> bool:
+        """Whether any layer adds a regularisation penalty to the objective: a layer with a
+        regularizer set, or a layer of one's own with a ``penalty`` method and no
+        ``*_regularizer`` attributes. Decided by the layers, never by the penalty's value at
+        some point (a bias penalty is 0 at zero-initialised biases, and still counts)."""
+        for layer in self.layers:
+            if isinstance(layer, Sequential):
+                if layer.has_penalty():
+                    return True
+                continue
+            if not callable(getattr(layer, "penalty", None)):
+                continue
+            regs = [v for k, v in vars(layer).items() if k.endswith("_regularizer")]
+            if not regs or any(r is not None for r in regs):
+                return True
+        return False
+
+    def summary(self, print_fn: Any = None) -> None:
+        """Print a table of the layers, their output shapes and parameter counts (Keras'
+        ``summary``). ``print_fn(text)`` receives the table instead of ``print``;
+        ``summary_text()`` returns it."""
+        (print if print_fn is None else print_fn)(self.summary_text())
+
+    def summary_text(self) -> str:
+        """The table ``summary`` prints, as a string."""
         self._require_built()
         rows = [f"{'layer':<24}{'output shape':<20}{'params':>10}"]
         for layer in self.layers:

@@ -355,13 +355,17 @@ class HessianFree:
 
     # -- Model.fit integration ---------------------------------------------------------------
     def fit_step(self, model: Any) -> Callable:
-        """The step ``Model.fit`` calls: net and loss come from the model (evaluation mode:
-        dropout off and BatchNorm on its running statistics, so the objective is
-        deterministic within the step), penalties included."""
+        """The step ``Model.fit`` calls: net and loss come from the model, in evaluation mode
+        (dropout off, BatchNorm on its running statistics), so the objective is deterministic
+        within the step. The model's penalties are always part of the objective when any
+        layer has a regularizer (whatever their value at the start: a bias penalty is 0 at
+        zero biases). Running statistics (BatchNorm) are updated from each accepted step's
+        batch by a training-mode forward pass at the parameters the step started from, as a
+        first-order step updates them."""
         self.net = lambda params, batch: model.forward(params, batch[0], state=model.state,
                                                         training=False)[0]
         self.loss = lambda out, batch: model._loss(batch[1], out)
-        self.penalty = model.penalty if model.penalty(model.params) != 0.0 else None
+        self.penalty = model.penalty if model.has_penalty() else None
 
         def step(xb, yb, rng):
             batch = (xb, yb)
@@ -369,14 +373,18 @@ class HessianFree:
             if self.curvature_batch_size and self.curvature_batch_size < len(xb):
                 idx = rng.choice(len(xb), self.curvature_batch_size, replace=False)
                 cbatch = (xb[idx], yb[idx])
-            params, opt_state = model.params, model.opt_state
+            params, opt_state, state = model.params, model.opt_state, model.state
             new_params, new_state, info = self.step(params, opt_state, batch, cbatch)
             model.hf_info = info
-            out = model.forward(new_params, xb, state=model.state, training=False)[0]
+            running = state
+            if state and info["rate"] > 0:
+                running = model.forward(params, xb, state=state, training=True, rng=rng)[1]
+            out = model.forward(new_params, xb, state=running, training=False)[0]
 
             def apply_update():
-                model.last_finite = (params, model.state)
+                model.last_finite = (params, state)
                 model.params, model.opt_state = new_params, new_state
+                model.state = running or state
 
             return info["loss"], np.asarray(out), apply_update
 

@@ -50,7 +50,7 @@ class EarlyStopping(Callback):
                 self.best_params = (self.model.params, self.model.state)
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # Keras: stop after `patience` epochs without gain
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
