@@ -1,5 +1,6 @@
 """Writing files so that a failure never leaves a truncated one behind (saved models, the
-report's files)."""
+report's files), and reading a NumPy .npz archive so that a file that is not one is a clear
+error, never a raw one from NumPy or zipfile."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing"]
+import numpy as np
+
+__all__ = ["replacing", "read_npz"]
+
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry; an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 @contextlib.contextmanager
@@ -41,3 +47,57 @@ def replacing(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_npz(path: str | os.PathLike, who: str, what: str) -> dict[str, np.ndarray]:
+    """Every array of the NumPy .npz archive at ``path``, by name, read in full (no pickles).
+
+    A missing path raises FileNotFoundError, a folder IsADirectoryError, a file that cannot be
+    opened its OSError, each with a message naming ``who`` and the path. Anything else that is
+    not a complete .npz archive of arrays (an empty file, a .npy array, a text file, a truncated
+    or damaged archive, an entry that is not an array) raises ValueError
+    "``who``: ``path`` is not ``what``: <why>".
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> np.savez(folder / "a.npz", x=np.arange(3))
+    >>> read_npz(folder / "a.npz", "demo", "an archive")
+    {'x': array([0, 1, 2])}
+    >>> _ = (folder / "b.npz").write_bytes(b"")
+    >>> read_npz(folder / "b.npz", "demo", "an archive")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: demo: ... is not an archive: it is empty (0 bytes)
+    """
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{who}: {path} is not {what}: {why}")
+
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{who}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{who}: {path} is a folder, not a file") from None
+    except OSError as err:
+        raise type(err)(f"{who}: cannot open {path}: {err.strerror or err}") from None
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise refuse("it is empty (0 bytes)")
+        head = fh.read(len(_NPY_MAGIC))
+        if head.startswith(_NPY_MAGIC):
+            raise refuse("it holds a single NumPy array (.npy), not an .npz archive")
+        if not head.startswith(_ZIP_MAGICS):
+            raise refuse(f"it is not a NumPy .npz archive (it starts with {head!r})")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except MemoryError:
+            raise
+        except Exception as err:  # zipfile's and NumPy's many ways to find a file damaged
+            raise refuse(f"it is not a readable .npz archive ({type(err).__name__}: "
+                         f"{err})") from err
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise refuse(f"its entry {name!r} is not a NumPy array")
+    return arrays

@@ -1,7 +1,9 @@
 """Saving and loading models: one .npz file holding the architecture as JSON and the arrays.
 
 Arrays are stored under their tree paths ("params/dense/W", "state/batchnorm/mean",
-"opt/m/dense/W"). The file is written to a temporary name in the same folder and moved into
+"opt/m/dense/W"); the JSON holds the layers, the compile settings and, once a fit has run,
+``Model.training_progress`` (the run's seed and the epochs done: a fit resumes from them). The
+file is written to a temporary name in the same folder and moved into
 place with ``os.replace``, so a crash never leaves a half-written model.
 
 What the file names, and how ``load_model`` gets it back (Keras' rule):
@@ -22,6 +24,14 @@ What the file names, and how ``load_model`` gets it back (Keras' rule):
 - Not saved: a Dense/Conv2D initializer without a name (see ``Dense``); the weights are.
 - Refused by the layer's ``get_config()`` itself: a library activation with other defaults
   (see ``pearlnet.nn.activations.config_name``).
+
+``load_model`` trusts nothing in the file: a missing path is a FileNotFoundError, a folder an
+IsADirectoryError, and anything that is not what ``Model.save`` writes (an empty, truncated or
+damaged file, a .npy array, a config that is not JSON or lacks a key or holds a wrong type, an
+array missing, extra, or of another shape or kind than the layer needs) one ValueError
+"load_model: <path> is not a pearlnet model file: <why>". Arrays are matched to the rebuilt
+model's parameters by their paths, never by their order in the file, and the loaded trees keep
+the model's own key order (layer order).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pearlnet._files import replacing
+from pearlnet._files import read_npz, replacing
 
 __all__ = ["save_model", "load_model"]
 
@@ -60,25 +70,149 @@ def _flatten(prefix: str, tree: Any, out: dict) -> None:
 
 
 def _unflatten(prefix: str, arrays: dict) -> Any:
+    """The tree the arrays under ``prefix`` spell (for a state no template describes: a custom
+    optimizer's)."""
     tree: dict = {}
     start = prefix + "/"
     for key, value in arrays.items():
         if not key.startswith(start):
             continue
         node = tree
-        parts = key[len(start):].split("/")
-        for part in parts[:-1]:
+        *parents, last = key[len(start):].split("/")
+        for part in parents:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return _lists(tree)
+            if not isinstance(node, dict):
+                raise _Malformed(f"its array {key!r} lies inside another array")
+        if last in node:
+            raise _Malformed(f"its array {key!r} is also the folder of other arrays")
+        node[last] = value
+    return _lists(tree, prefix)
 
 
-def _lists(node: Any) -> Any:
+def _lists(node: Any, path: str) -> Any:
     if not isinstance(node, dict):
         return node
     if node and all(k.startswith("#") for k in node):
-        return [_lists(node[f"#{i}"]) for i in range(len(node))]
-    return {k: _lists(v) for k, v in node.items()}
+        if set(node) != {f"#{i}" for i in range(len(node))}:
+            raise _Malformed(f"its arrays under {path!r} are the list items {sorted(node)}, "
+                             f"expected #0 to #{len(node) - 1}")
+        return [_lists(node[f"#{i}"], f"{path}/#{i}") for i in range(len(node))]
+    return {k: _lists(v, f"{path}/{k}") for k, v in node.items()}
+
+
+_KINDS = {"f": "floating-point", "c": "complex", "i": "integer", "u": "integer", "b": "boolean"}
+
+
+def _fill(template: Any, arrays: dict, prefix: str, used: set) -> Any:
+    """``template`` (a tree the rebuilt model or optimizer made) with each leaf replaced by the
+    file's array at the leaf's path, of its shape and kind (not cast: the dtype is the file's):
+    matched by key, in the template's key order whatever the file's. None and empty containers
+    are not saved, and come from the template."""
+    if isinstance(template, dict):
+        return {k: _fill(v, arrays, f"{prefix}/{k}", used) for k, v in template.items()}
+    if isinstance(template, (list, tuple)):
+        items = [_fill(v, arrays, f"{prefix}/#{i}", used) for i, v in enumerate(template)]
+        return items if isinstance(template, list) else tuple(items)
+    if template is None:
+        return None
+    want = np.asarray(template)
+    kind = _KINDS.get(want.dtype.kind, str(want.dtype))
+    article = "an" if kind[0] in "aeiou" else "a"
+    if prefix not in arrays:
+        raise _Malformed(f"it lacks the array {prefix!r} ({article} {kind} array of shape "
+                         f"{want.shape})")
+    got = arrays[prefix]
+    used.add(prefix)
+    if got.shape != want.shape or _KINDS.get(got.dtype.kind, str(got.dtype)) != kind:
+        raise _Malformed(f"its array {prefix!r} is {got.dtype} of shape {got.shape}, expected "
+                         f"{article} {kind} array of shape {want.shape}")
+    return got
+
+
+def _by_key(template: Any, tree: Any) -> Any:
+    """``tree`` with each dict that has the keys of its counterpart in ``template`` in that
+    one's key order."""
+    if isinstance(template, dict) and isinstance(tree, dict) and set(template) == set(tree):
+        return {k: _by_key(template[k], tree[k]) for k in template}
+    if isinstance(template, (list, tuple)) and isinstance(tree, list) \
+            and len(template) == len(tree):
+        return [_by_key(a, b) for a, b in zip(template, tree)]
+    return tree
+
+
+# ---- what a file's config must hold ----------------------------------------------------------
+class _Malformed(ValueError):
+    """Why a file is not a pearlnet model file (what ``Model.save`` writes); load_model names
+    the file."""
+
+
+_REQUIRED = object()
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is(value: Any, kind: type | tuple) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def _object(spec: Any, where: str) -> dict:
+    if not isinstance(spec, dict):
+        raise _Malformed(f"{where} is {_brief(spec)}, expected a JSON object")
+    return spec
+
+
+def _field(spec: Any, key: str, kind: type | tuple, where: str, expected: str,
+           default: Any = _REQUIRED) -> Any:
+    """``spec[key]`` of a JSON object ``spec`` (found at ``where`` in the config), checked to
+    be of ``kind``; ``default`` when the key is optional and absent."""
+    _object(spec, where)
+    if key not in spec:
+        if default is _REQUIRED:
+            raise _Malformed(f"{where} has no {key!r}")
+        return default
+    value = spec[key]
+    if not _is(value, kind):
+        raise _Malformed(f"{where}.{key} is {_brief(value)}, expected {expected}")
+    return value
+
+
+def _identifier(spec: Any, key: str, where: str, expected: str) -> str:
+    """A class or function name (what Model.save writes: a Python identifier)."""
+    name = _field(spec, key, str, where, expected)
+    if not name.isidentifier():
+        raise _Malformed(f"{where}.{key} is {_brief(name)}, expected {expected}")
+    return name
+
+
+def _dtype(text: str, where: str) -> np.dtype:
+    try:
+        dtype = np.dtype(text)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biufc":
+        raise _Malformed(f"{where} is {_brief(text)}, expected the name of a numeric NumPy "
+                         f"dtype such as 'float32'")
+    return dtype
+
+
+def _name(spec: Any, where: str) -> str:
+    name = _field(spec, "name", str, where, "a layer name")
+    if name.startswith("#") or "/" in name:
+        raise _Malformed(f"{where}.name is {name!r}, expected a name that neither starts with "
+                         f"'#' nor holds '/'")
+    return name
+
+
+def _distinct(layers: list, where: str) -> None:
+    names = [layer.name for layer in layers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _Malformed(f"{where} names two layers {twice[0]!r} (a layer's weights are "
+                         f"found by its name)")
 
 
 # ---- names: pearlnet's own, or the user's ----------------------------------------------------
@@ -177,12 +311,19 @@ class _Objects:
                              f"{kind} {name!r}), got {obj!r}")
         return obj
 
-    def function(self, spec: Any, kind: str, library: Callable[[str], Any],
+    def function(self, spec: Any, kind: str, library: Callable[[str], Any], where: str,
                  architecture: bool = False) -> Callable:
-        """A function saved as its library name or as {"__function__": name}."""
+        """A function saved as its library name or as {"__function__": name} (at ``where``
+        in the config)."""
         custom = isinstance(spec, dict)
-        return self.get(spec["__function__"] if custom else spec, kind, library, custom,
-                        callable, "a function", architecture)
+        if custom:
+            name = _identifier(spec, "__function__", where, "a function name")
+        elif isinstance(spec, str) and spec.isidentifier():
+            name = spec
+        else:
+            raise _Malformed(f"{where} is {_brief(spec)}, expected a {kind} name or "
+                             f'{{"__function__": name}}')
+        return self.get(name, kind, library, custom, callable, "a function", architecture)
 
     def construct(self, cls: type, kwargs: dict, what: str) -> Any:
         try:
@@ -239,33 +380,43 @@ def _config_spec(value: Any, key: str, who: str, customs: dict[str, Any]) -> Any
     return value
 
 
-def _config_from_spec(value: Any, key: str, objects: _Objects) -> Any:
+def _config_from_spec(value: Any, key: str, objects: _Objects, where: str) -> Any:
     if isinstance(value, dict) and "__function__" in value:
-        return objects.function(value, f"{key} function", lambda name: None, architecture=True)
+        return objects.function(value, f"{key} function", lambda name: None, where,
+                                architecture=True)
     if isinstance(value, dict):
-        return {k: _config_from_spec(v, k, objects) for k, v in value.items()}
+        return {k: _config_from_spec(v, k, objects, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [_config_from_spec(v, key, objects) for v in value]
+        return [_config_from_spec(v, key, objects, f"{where}[{i}]")
+                for i, v in enumerate(value)]
     return value
 
 
-def _layer_from_spec(spec: dict, objects: _Objects) -> Any:
+def _layer_from_spec(spec: Any, objects: _Objects, where: str) -> Any:
+    """The layer ``spec`` (at ``where`` in the config) describes, its weights not yet set."""
     from pearlnet.nn.module import Module, Sequential
 
-    cls = objects.get(spec["class"], "layer class", _layer_registry().get,
-                      spec.get("custom", False),
+    class_name = _identifier(spec, "class", where, "a layer class name")
+    name = _name(spec, where)
+    custom = _field(spec, "custom", bool, where, "true or false", default=False)
+    config = _field(spec, "config", dict, where, "a JSON object (the layer's arguments)")
+    dtype = _field(spec, "dtype", str, where, "a dtype name", default=None)  # older files
+    cls = objects.get(class_name, "layer class", _layer_registry().get, custom,
                       lambda c: isinstance(c, type) and issubclass(c, Module),
                       "a subclass of pearlnet.nn.Module", architecture=True)
-    what = f"the layer {spec['name']!r} ({cls.__name__})"
-    if issubclass(cls, Sequential) and "layers" in spec["config"]:
-        layer = objects.construct(cls, {"layers": [_layer_from_spec(s, objects)
-                                                   for s in spec["config"]["layers"]]}, what)
+    what = f"the layer {name!r} ({cls.__name__})"
+    if issubclass(cls, Sequential) and "layers" in config:
+        specs = _field(config, "layers", list, f"{where}.config", "a list of layers")
+        layers = [_layer_from_spec(s, objects, f"{where}.config.layers[{i}]")
+                  for i, s in enumerate(specs)]
+        _distinct(layers, f"{where}.config.layers")
+        layer = objects.construct(cls, {"layers": layers}, what)
     else:
-        layer = objects.construct(cls, _config_from_spec(spec["config"], "config", objects),
-                                  what)
-    layer.name = spec["name"]
-    if "dtype" in spec:  # not in files written before it was saved
-        _set_dtype(layer, np.dtype(spec["dtype"]))
+        layer = objects.construct(cls, _config_from_spec(config, "config", objects,
+                                                         f"{where}.config"), what)
+    layer.name = name
+    if dtype is not None:
+        _set_dtype(layer, _dtype(dtype, f"{where}.dtype"))
     return layer
 
 
@@ -289,30 +440,38 @@ def _assign(layers: list, params: dict, state: dict) -> None:
             _assign(layer.layers, layer.params, layer.state)
 
 
-def _shapes(tree: Any) -> tuple:
+def _shapes(tree: Any) -> Any:
+    """The tree's shapes, dicts compared by key (their order aside), as load_model matches."""
+    if isinstance(tree, dict):
+        return {k: _shapes(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_shapes(v) for v in tree]
+    return None if tree is None else np.shape(tree)
+
+
+def _leaf_shapes(tree: Any) -> list:
     from pearlnet.autodiff import tree_flatten
 
-    leaves, treedef = tree_flatten(tree)
-    return treedef, [np.shape(leaf) for leaf in leaves]
+    return [np.shape(leaf) for leaf in tree_flatten(tree)[0]]
 
 
-def _check_layer(layer: Any, spec: dict, objects: _Objects) -> None:
+def _check_layer(layer: Any, spec: dict, objects: _Objects, where: str) -> None:
     """Model.save: the layer rebuilds from ``spec``; a class of one's own, with the shapes of
     its weights too (pearlnet's own layers are tested for that)."""
     from pearlnet.nn.module import Sequential
 
-    twin = _layer_from_spec(spec, objects)
+    twin = _layer_from_spec(spec, objects, where)
     if spec.get("custom"):
         twin.init(0, input_shape=layer.input_shape)
         if (_shapes(twin.params), _shapes(twin.state)) != (_shapes(layer.params),
                                                            _shapes(layer.state)):
             raise ValueError(f"Model.save: cannot save {layer.describe()}: rebuilt from its "
                              f"get_config() {spec['config']}, it has weights of shapes "
-                             f"{_shapes(twin.params)[1]}, not {_shapes(layer.params)[1]} (its "
-                             f"get_config() must return the constructor's arguments)")
+                             f"{_leaf_shapes(twin.params)}, not {_leaf_shapes(layer.params)} "
+                             f"(its get_config() must return the constructor's arguments)")
     if isinstance(layer, Sequential):
-        for inner, inner_spec in zip(layer.layers, spec["config"]["layers"]):
-            _check_layer(inner, inner_spec, objects)
+        for i, (inner, inner_spec) in enumerate(zip(layer.layers, spec["config"]["layers"])):
+            _check_layer(inner, inner_spec, objects, f"{where}.config.layers[{i}]")
 
 
 # ---- optimizers and schedules ----------------------------------------------------------------
@@ -346,23 +505,26 @@ def _schedule_spec(schedule: Any, what: str, customs: dict[str, Any]) -> dict:
     return spec
 
 
-def _value_from_spec(key: str, value: Any, objects: _Objects) -> Any:
+def _value_from_spec(key: str, value: Any, objects: _Objects, where: str) -> Any:
     if isinstance(value, dict) and "__schedule__" in value:
-        return _schedule_from_spec(value["__schedule__"], objects)
+        return _schedule_from_spec(value["__schedule__"], objects, f"{where}.__schedule__")
     if isinstance(value, dict) and "__function__" in value:
-        return objects.function(value, f"{key} function", lambda name: None)
+        return objects.function(value, f"{key} function", lambda name: None, where)
     return value
 
 
-def _schedule_from_spec(spec: dict, objects: _Objects) -> Any:
+def _schedule_from_spec(spec: Any, objects: _Objects, where: str) -> Any:
     from pearlnet.optim.schedules import Schedule
 
-    cls = objects.get(spec["schedule"], "schedule class", _schedules(),
-                      spec.get("custom", False),
+    name = _identifier(spec, "schedule", where, "a schedule class name")
+    custom = _field(spec, "custom", bool, where, "true or false", default=False)
+    saved = _field(spec, "args", dict, where, "a JSON object (the schedule's arguments)")
+    cls = objects.get(name, "schedule class", _schedules(), custom,
                       lambda c: isinstance(c, type) and issubclass(c, Schedule),
                       "a subclass of pearlnet.optim.schedules.Schedule")
-    args = {k: _schedule_from_spec(v, objects) if isinstance(v, dict) and "schedule" in v
-            else _value_from_spec(k, v, objects) for k, v in spec["args"].items()}
+    args = {k: _schedule_from_spec(v, objects, f"{where}.args.{k}")
+            if isinstance(v, dict) and "schedule" in v
+            else _value_from_spec(k, v, objects, f"{where}.args.{k}") for k, v in saved.items()}
     return objects.construct(cls, args, f"the schedule {cls.__name__}")
 
 
@@ -387,21 +549,34 @@ def _optimizer_spec(opt: Any, customs: dict[str, Any]) -> dict:
     return spec
 
 
-def _optimizer_from_spec(spec: dict, objects: _Objects) -> Any:
+def _optimizer_from_spec(spec: Any, objects: _Objects, where: str) -> Any:
     from pearlnet import optim
 
+    name = _identifier(spec, "class", where, "an optimizer class name")
+    custom = _field(spec, "custom", bool, where, "true or false", default=False)
+    saved = _field(spec, "config", dict, where, "a JSON object (the optimizer's arguments)")
     if "inner" in spec:
-        return optim.ClipByGlobalNorm(_optimizer_from_spec(spec["inner"], objects),
-                                      **spec["config"])
-    cls = objects.get(spec["class"], "optimizer class", _optimizers(),
-                      spec.get("custom", False), lambda c: isinstance(c, type), "a class")
-    config = {k: _value_from_spec(k, v, objects) for k, v in spec["config"].items()}
+        if name != "ClipByGlobalNorm" or custom:
+            raise _Malformed(f"{where} wraps an optimizer ('inner'), which only the library's "
+                             f"ClipByGlobalNorm does, and is {name!r}")
+        inner = _optimizer_from_spec(spec["inner"], objects, f"{where}.inner")
+        return objects.construct(optim.ClipByGlobalNorm, {"optimizer": inner, **saved},
+                                 "the optimizer ClipByGlobalNorm")
+    cls = objects.get(name, "optimizer class", _optimizers(), custom,
+                      lambda c: isinstance(c, type), "a class")
+    config = {k: _value_from_spec(k, v, objects, f"{where}.config.{k}")
+              for k, v in saved.items()}
     return objects.construct(cls, config, f"the optimizer {cls.__name__}")
+
+
+def _library_optimizer(spec: dict) -> bool:
+    """Whether the optimizer is pearlnet's own (and so is its state's layout)."""
+    return not spec.get("custom") and ("inner" not in spec or _library_optimizer(spec["inner"]))
 
 
 def _check_optimizer(opt: Any, spec: dict, objects: _Objects) -> None:
     """Model.save: the saved spec rebuilds an optimizer with the same spec."""
-    twin = _optimizer_from_spec(spec, objects)
+    twin = _optimizer_from_spec(spec, objects, "compile.optimizer")
     again = json.loads(json.dumps(_optimizer_spec(twin, {})))
     if again != spec:
         raise ValueError(f"Model.save: cannot save the optimizer {opt!r}: rebuilt from its "
@@ -423,6 +598,31 @@ def _compile_spec(model: Any, customs: dict[str, Any]) -> dict | None:
             "optimizer": _optimizer_spec(model.optimizer, customs)}
 
 
+def _progress_spec(progress: Any) -> dict | None:
+    """``Model.training_progress`` (the run's seed and the epochs done, from which a fit
+    resumes), or None."""
+    if progress is None:
+        return None
+    if not (isinstance(progress, Mapping) and set(progress) == {"seed", "epoch"}
+            and all(_is(v, (int, np.integer)) and v >= 0 for v in progress.values())):
+        raise ValueError(f"Model.save: cannot save the training progress {progress!r}: "
+                         f"expected None or {{'seed': int >= 0, 'epoch': int >= 0}}")
+    return {"seed": int(progress["seed"]), "epoch": int(progress["epoch"])}
+
+
+def _progress_from_spec(spec: Any) -> dict | None:
+    """What _progress_spec wrote (files written before it was saved have none)."""
+    if spec is None:
+        return None
+    where = "config.training_progress"
+    progress = {key: _field(spec, key, int, where, "an integer >= 0")
+                for key in ("seed", "epoch")}
+    if any(v < 0 for v in progress.values()) or set(spec) != set(progress):
+        raise _Malformed(f"{where} is {_brief(spec)}, expected {{\"seed\": int >= 0, "
+                         f"\"epoch\": int >= 0}}")
+    return progress
+
+
 def save_model(model: Any, path: str | os.PathLike) -> None:
     """``Model.save``: see the module's docstring for what is saved, and what is refused (a
     ValueError, raised before any file is opened)."""
@@ -434,14 +634,15 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "dtype": str(model.dtype),
         "layers": [_layer_spec(layer, customs) for layer in model.layers],
         "compile": _compile_spec(model, customs),
+        "training_progress": _progress_spec(getattr(model, "training_progress", None)),
     }
     text = json.dumps(config)
     # rebuild what the file describes, as load_model will, so a file it cannot read is never
     # written
     saved = json.loads(text)
     objects = _Objects(customs, "Model.save", compiling=False)
-    for layer, spec in zip(model.layers, saved["layers"]):
-        _check_layer(layer, spec, objects)
+    for i, (layer, spec) in enumerate(zip(model.layers, saved["layers"])):
+        _check_layer(layer, spec, objects, f"layers[{i}]")
     if saved["compile"] is not None:
         _check_optimizer(model.optimizer, saved["compile"]["optimizer"], objects)
     arrays: dict[str, np.ndarray] = {}
@@ -465,71 +666,142 @@ def load_model(path: str | os.PathLike, custom_objects: Mapping[str, Any] | None
     file needs and custom_objects lacks is a ValueError naming it. ``compile=False`` returns
     the model uncompiled: the architecture and the weights, without loss, metrics or
     optimizer (a layer's class or activation of one's own is still needed).
-    """
-    from pearlnet.train.model import Model
 
+    A missing ``path`` raises FileNotFoundError, a folder IsADirectoryError, and a file that is
+    not what ``Model.save`` writes a ValueError "load_model: <path> is not a pearlnet model
+    file: <why>" (the module's docstring lists what is checked).
+    """
     if custom_objects is None:
         custom_objects = {}
     if not (isinstance(custom_objects, Mapping)
             and all(isinstance(k, str) for k in custom_objects)):
         raise ValueError(f"load_model: custom_objects must be a dict of names to classes or "
                          f"functions, got {custom_objects!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_model: expected a path (a str or os.PathLike), got "
+                        f"{type(path).__name__}")
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["__config__"]))
-            arrays = {k: data[k] for k in data.files if k != "__config__"}
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"load_model: {path} is not a pearlnet model file ({err})") from err
-    if config.get("format") != FORMAT:
-        raise ValueError(f"load_model: {path} has format {config.get('format')!r}, expected "
-                         f"{FORMAT!r}")
+    arrays = read_npz(path, "load_model", "a pearlnet model file")
     objects = _Objects(custom_objects, f"load_model: {path}", compiling=True)
-    model = Model([_layer_from_spec(spec, objects) for spec in config["layers"]])
-    model.input_shape = tuple(config["input_shape"])
-    model.dtype = np.dtype(config["dtype"])
-    model.build_model(seed=0)
-    params, state = _unflatten("params", arrays), _unflatten("state", arrays)
-    _check_same_shapes(model.params, params, path)
+    try:
+        config = _config(arrays.pop("__config__", None))
+        return _model_from_file(config, arrays, objects, compile, path)
+    except _Malformed as err:
+        raise ValueError(f"load_model: {path} is not a pearlnet model file: {err}") from None
+    except (ValueError, MemoryError):
+        raise  # a name custom_objects lacks, a newer format: their own messages
+    except Exception as err:  # a check this module lacks: still no raw error from a file
+        raise ValueError(f"load_model: {path} is not a pearlnet model file: rebuilding the "
+                         f"model it describes raises {type(err).__name__}: {err}") from err
+
+
+def _config(text: Any) -> dict:
+    """The file's __config__ entry, a JSON object."""
+    if text is None:
+        raise _Malformed("it has no __config__ entry (the architecture, as JSON)")
+    if text.dtype.kind != "U" or text.shape != ():
+        raise _Malformed(f"its __config__ is {text.dtype} of shape {text.shape}, expected a "
+                         f"JSON text")
+    try:
+        config = json.loads(str(text))
+    except (ValueError, RecursionError) as err:
+        raise _Malformed(f"its __config__ is not JSON ({type(err).__name__}: {err})") from None
+    return _object(config, "config")
+
+
+def _model_from_file(config: dict, arrays: dict, objects: _Objects, compile: bool,
+                     path: Path) -> Any:
+    from pearlnet.train.model import Model
+
+    fmt = _field(config, "format", str, "config", f"{FORMAT!r}")
+    if fmt != FORMAT:
+        if fmt.startswith("pearlnet-model/"):
+            raise ValueError(f"load_model: {path} has format {fmt!r}, which this pearlnet "
+                             f"does not read (it reads {FORMAT!r})")
+        raise _Malformed(f"config.format is {fmt!r}, expected {FORMAT!r}")
+    shape = _field(config, "input_shape", list, "config", "a list of positive integers")
+    if not all(_is(d, int) and d > 0 for d in shape):
+        raise _Malformed(f"config.input_shape is {_brief(shape)}, expected a list of positive "
+                         f"integers")
+    dtype = _dtype(_field(config, "dtype", str, "config", "a dtype name"), "config.dtype")
+    specs = _field(config, "layers", list, "config", "a list of layers")
+    if not specs:
+        raise _Malformed("config.layers is empty, expected at least one layer")
+    comp = _field(config, "compile", (dict, type(None)), "config",
+                  "a JSON object (loss, metrics, optimizer) or null")
+    progress = _progress_from_spec(_field(config, "training_progress", (dict, type(None)),
+                                          "config", "a JSON object or null", default=None))
+    strays = [k for k in arrays if k.split("/")[0] not in ("params", "state", "opt")
+              or "/" not in k]
+    if strays:
+        raise _Malformed(f"it holds the array {strays[0]!r}, expected only arrays under "
+                         f"params/, state/ and opt/")
+    layers = [_layer_from_spec(s, objects, f"config.layers[{i}]") for i, s in enumerate(specs)]
+    _distinct(layers, "config.layers")
+    try:  # (a Model may build as soon as its first layer knows its input shape)
+        model = Model(layers)
+        model.input_shape = tuple(shape)
+        model.dtype = dtype
+        model.build_model(seed=0)
+    except MemoryError:
+        raise
+    except Exception as err:
+        raise _Malformed(f"its layers do not build on its input shape {tuple(shape)} "
+                         f"({type(err).__name__}: {err})") from err
+    used: set = set()
+    params = _fill(model.params, arrays, "params", used)
+    state = _fill(model.state, arrays, "state", used)
+    extra = [k for k in arrays if k.split("/")[0] in ("params", "state") and k not in used]
+    if extra:
+        raise _Malformed(f"it holds the array {extra[0]!r}, which no layer of the model it "
+                         f"describes has")
     model.params, model.state = params, state
     _assign(model.layers, params, state)
-    comp = config.get("compile")
-    if compile and comp is not None and comp["loss"] is not None:
-        _compile(model, comp, objects, _unflatten("opt", arrays), path)
+    if compile and comp is not None:
+        _compile(model, comp, objects, {k: v for k, v in arrays.items()
+                                        if k.startswith("opt/")}, path)
+    if progress is not None:
+        model.training_progress = progress
     return model
 
 
-def _compile(model: Any, comp: dict, objects: _Objects, opt_state: Any, path: Path) -> None:
-    loss = objects.function(comp["loss"], "loss", _losses())
-    metrics = [objects.function(m, "metric", _metrics()) for m in comp["metrics"]]
-    if comp["optimizer"] is None:  # an older pearlnet saved the model without it
+def _compile(model: Any, comp: dict, objects: _Objects, saved: dict, path: Path) -> None:
+    """Compile as the file says; the optimizer's state from the arrays under opt/ (``saved``)."""
+    where = "config.compile"
+    loss_spec = _field(comp, "loss", (str, dict), where, 'a loss name or {"__function__": name}')
+    loss = objects.function(loss_spec, "loss", _losses(), f"{where}.loss")
+    metrics = [objects.function(m, "metric", _metrics(), f"{where}.metrics[{i}]")
+               for i, m in enumerate(_field(comp, "metrics", list, where, "a list of metrics"))]
+    from_logits = _field(comp, "from_logits", bool, where, "true or false")
+    spec = _field(comp, "optimizer", (dict, type(None)), where, "an optimizer or null")
+    if spec is None:  # an older pearlnet saved the model without it
         warnings.warn(f"load_model: {path} was saved without its optimizer; the model is "
                       f"compiled with SGD() and the saved optimizer state is not used",
-                      RuntimeWarning, stacklevel=3)
-        model.compile(loss=loss, optimizer="sgd", metrics=metrics,
-                      from_logits=comp["from_logits"])
+                      RuntimeWarning, stacklevel=4)
+        model.compile(loss=loss, optimizer="sgd", metrics=metrics, from_logits=from_logits)
         return
-    opt = _optimizer_from_spec(comp["optimizer"], objects)
-    model.compile(loss=loss, optimizer=opt, metrics=metrics, from_logits=comp["from_logits"])
-    if opt_state:
-        model.opt_state = _restore_scalars(opt_state)
+    opt = _optimizer_from_spec(spec, objects, f"{where}.optimizer")
+    model.compile(loss=loss, optimizer=opt, metrics=metrics, from_logits=from_logits)
+    if not saved:  # no state in the file: the fresh one
+        return
+    if _library_optimizer(spec):  # its state's layout is known: matched leaf by leaf
+        used: set = set()
+        state = _fill(model.opt_state, saved, "opt", used)
+        extra = [k for k in saved if k not in used]
+        if extra:
+            raise _Malformed(f"it holds the array {extra[0]!r}, which the state of "
+                             f"{type(opt).__name__} has no place for")
+    else:  # a class of one's own keeps what it likes: its dicts put in the fresh state's order
+        state = _by_key(model.opt_state, _unflatten("opt", saved))
+    model.opt_state = _restore_scalars(state)
 
 
 def _restore_scalars(tree: Any) -> Any:
     """0-d arrays saved from Python numbers (a step counter) come back as Python numbers."""
     if isinstance(tree, dict):
         return {k: _restore_scalars(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_restore_scalars(v) for v in tree]
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_restore_scalars(v) for v in tree)
     if isinstance(tree, np.ndarray) and tree.ndim == 0 and tree.dtype.kind in "iu":
         return int(tree)
     return tree
-
-
-def _check_same_shapes(expected: Any, got: Any, path: Path) -> None:
-    from pearlnet.autodiff import tree_flatten
-
-    e_leaves, e_def = tree_flatten(expected)
-    g_leaves, g_def = tree_flatten(got)
-    if e_def != g_def or any(a.shape != b.shape for a, b in zip(e_leaves, g_leaves)):
-        raise ValueError(f"load_model: the weights in {path} do not fit the saved architecture")
