@@ -51,6 +51,37 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
      "--schedule does not apply to --optimizer hf"),
     (["train", "--optimizer", "hf", "--lr", "0.5", "--schedule", "constant"],
      "--lr and --schedule do not apply to --optimizer hf"),
+    # issue 24: no silent linear model, no typo read as another list, no softmax hidden layer
+    (["train", "--layers", ","], "pearlnet train: error: argument --layers: ',' is not a "
+     "comma-separated list of layer widths such as 256,256: it holds no number"),
+    (["train", "--layers", ""], "argument --layers: '' is not a comma-separated list of layer "
+     "widths such as 256,256: it holds no number"),
+    (["train", "--layers", " "], "argument --layers: ' ' is not a comma-separated list"),
+    (["train", "--layers", "12,,3"], "argument --layers: '12,,3' is not a comma-separated list "
+     "of layer widths such as 256,256: item 2 is empty"),
+    (["train", "--layers", "12,"], "argument --layers: '12,' is not a comma-separated list of "
+     "layer widths such as 256,256: item 2 is empty"),
+    (["train", "--layers", "0"], "argument --layers: layer widths must be positive, got '0'"),
+    (["train", "--layers", "-5"], "argument --layers: layer widths must be positive, got '-5'"),
+    (["train", "--layers", "-5,3"], "argument --layers: layer widths must be positive, got "
+     "'-5,3'"),
+    (["train", "--layers", "12,-3"], "argument --layers: layer widths must be positive, got "
+     "'12,-3'"),
+    (["train", "--activation", "softmax"], "pearlnet train: error: argument --activation: "
+     "'softmax' is an output activation (it normalises across a layer's units), not a hidden "
+     "one; use an elementwise one such as relu or tanh"),
+    (["train", "--activation", "Log_Softmax"], "argument --activation: 'Log_Softmax' is an "
+     "output activation"),
+    (["autoencoder", "--activation", "softmax"], "pearlnet autoencoder: error: argument "
+     "--activation: 'softmax' is an output activation"),
+    (["autoencoder", "--grid-batch-sizes", ","], "argument --grid-batch-sizes: ',' is not a "
+     "comma-separated list of batch sizes such as 100,200: it holds no number"),
+    (["autoencoder", "--grid-batch-sizes", "100,,200"], "argument --grid-batch-sizes: "
+     "'100,,200' is not a comma-separated list of batch sizes such as 100,200: item 2 is empty"),
+    (["autoencoder", "--optimizers", "sgd,,adam"], "argument --optimizers: 'sgd,,adam': "
+     "expected a comma-separated list drawn from"),
+    (["autoencoder", "--optimizers", ","], "argument --optimizers: ',': expected a "
+     "comma-separated list drawn from"),
 ])
 def test_bad_arguments_exit_2_before_any_work(argv, message, capsys, monkeypatch):
     def never(*args, **kwargs):
@@ -111,6 +142,26 @@ def test_bad_paths_exit_2_before_any_data_is_read(argv, message, paths, capsys, 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message.format(tmp=paths) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--layers", "12,3"],
+    ["train", "--layers", " 12 , 3 "],
+    ["train", "--activation", "tanh"],
+    ["train", "--activation", "linear"],
+    ["autoencoder", "--activation", "relu"],
+    ["autoencoder", "--grid-batch-sizes", "100,200"],
+    ["autoencoder", "--optimizers", "sgd, adam"],
+])
+def test_good_lists_and_activations_get_to_the_data(argv, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", _stop_at_data)
+    with pytest.raises(DataWouldLoad):
+        cli.main(argv)
+
+
+def test_layer_widths_are_parsed_as_given():
+    args = cli.build_parser().parse_args(["train", "--layers", "12, 3"])
+    assert args.layers == [12, 3]
 
 
 @pytest.mark.parametrize("argv,option", [(["train", "--save", "{tmp}/m.pnl"], "--save"),
@@ -215,6 +266,168 @@ def test_lstm_on_sine_waves_beats_repeating_the_last_value_and_round_trips(tmp_p
     assert mse < 0.9 * baseline, out
     assert cli.main(["evaluate", str(path), "--dataset", "sine"]) == 0
     assert f"sine test: loss {mse:.5f}" in capsys.readouterr().out
+
+
+# ---- pearlnet evaluate on models that do not fit, or were saved without compile (issue 24) ----
+def _digits_model(path, classes=10, compiled=True):
+    import pearlnet
+    from pearlnet import nn
+
+    model = pearlnet.Model([nn.Flatten(input_shape=(8, 8)), nn.Dense(classes)], seed=0)
+    model.build_model()
+    if compiled:
+        model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.save(path)
+    return model
+
+
+def test_evaluate_a_model_saved_without_compile_gives_its_accuracy(tmp_path, capsys):
+    from pearlnet.data import load_digits
+    from pearlnet.train.metrics import accuracy
+
+    model = _digits_model(tmp_path / "bare.pnl", compiled=False)
+    assert cli.main(["evaluate", str(tmp_path / "bare.pnl"), "--dataset", "digits"]) == 0
+    _, (x_test, y_test) = load_digits()
+    expected = 100 * accuracy(y_test, model.predict(x_test))
+    captured = capsys.readouterr()
+    assert captured.out == (f"digits test: accuracy {expected:.2f}% (the model was saved "
+                            f"without compile: no loss)\n")
+    assert captured.err == ""
+
+
+def test_evaluate_a_regression_saved_without_compile_gives_its_mean_squared_error(tmp_path,
+                                                                                   capsys):
+    from pearlnet.data import load_sine
+    from pearlnet.models import lstm_regressor
+
+    model = lstm_regressor(steps=50, features=1, units=4, seed=0)
+    model.build_model()
+    model.save(tmp_path / "bare.pnl")
+    assert cli.main(["evaluate", str(tmp_path / "bare.pnl"), "--dataset", "sine"]) == 0
+    _, (x_test, y_test) = load_sine()
+    mse = float(np.mean((model.predict(x_test) - y_test) ** 2))
+    assert capsys.readouterr().out == (f"sine test: mean squared error {mse:.5f} (the model "
+                                       f"was saved without compile: no loss)\n")
+
+
+def test_evaluate_a_compiled_model_without_the_accuracy_metric_gives_it_too(tmp_path, capsys):
+    import pearlnet
+    from pearlnet import nn
+
+    model = pearlnet.Model([nn.Flatten(input_shape=(8, 8)), nn.Dense(10)], seed=0)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    model.save(tmp_path / "m.pnl")
+    assert cli.main(["evaluate", str(tmp_path / "m.pnl"), "--dataset", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digits test: accuracy ") and ", loss " in out
+
+
+@pytest.mark.parametrize("classes,compiled", [(3, True), (3, False), (12, True), (1, True)])
+def test_evaluate_a_model_whose_classes_differ_exits_2_naming_both(classes, compiled, tmp_path,
+                                                                   capsys):
+    _digits_model(tmp_path / "m.pnl", classes=classes, compiled=compiled)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(tmp_path / "m.pnl"), "--dataset", "digits"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    outputs = "1 output" if classes == 1 else f"{classes} outputs"
+    assert err.splitlines()[-1] == (f"pearlnet evaluate: error: argument MODEL: the model "
+                                    f"gives {outputs} (one per class), digits has 10 classes")
+    assert "Traceback" not in err
+
+
+def test_evaluate_a_model_for_other_inputs_exits_2(tmp_path, capsys):
+    import pearlnet
+    from pearlnet import nn
+
+    pearlnet.Model([nn.Dense(10, input_shape=(5,))], seed=0).save(tmp_path / "m.pnl")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(tmp_path / "m.pnl"), "--dataset", "digits"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pearlnet evaluate: error: argument MODEL: the model takes inputs of shape (5,), "
+        "digits has inputs of shape (8, 8)")
+
+
+def test_evaluate_a_classifier_on_the_sine_task_exits_2(tmp_path, capsys):
+    import pearlnet
+    from pearlnet import nn
+
+    pearlnet.Model([nn.Flatten(input_shape=(50, 1)), nn.Dense(3)], seed=0).save(
+        tmp_path / "m.pnl")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(tmp_path / "m.pnl"), "--dataset", "sine"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pearlnet evaluate: error: argument MODEL: the model gives outputs of shape (3,), sine "
+        "has targets of shape (1,)")
+
+
+def test_evaluate_a_loss_that_does_not_take_the_labels_exits_2(tmp_path, capsys):
+    import pearlnet
+    from pearlnet import nn
+
+    model = pearlnet.Model([nn.Flatten(input_shape=(8, 8)), nn.Dense(10)], seed=0)
+    model.compile(loss="mse", optimizer="sgd")
+    model.save(tmp_path / "m.pnl")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(tmp_path / "m.pnl"), "--dataset", "digits"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "pearlnet evaluate: error: argument MODEL: cannot evaluate it on digits: " in err
+    assert "Traceback" not in err
+
+
+def _truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _without_layers(path):
+    import json
+
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    config = json.loads(str(arrays.pop("__config__")))
+    del config["layers"]
+    with open(path, "wb") as fh:
+        np.savez(fh, __config__=np.array(json.dumps(config)), **arrays)
+
+
+@pytest.mark.parametrize("spoil,message", [
+    (lambda p: p.write_bytes(b""), "argument MODEL: expected a model file written by "
+     "Model.save or pearlnet train --save (a NumPy .npz archive), got '{path}', which is not "
+     "one"),
+    (_truncated, "which is not one"),
+    (_without_layers, "argument MODEL: cannot load '{path}': load_model: {path} is not a "
+     "pearlnet model file: config has no 'layers'"),
+])
+def test_evaluate_a_spoilt_model_file_exits_2_before_any_data_is_read(spoil, message, tmp_path,
+                                                                      capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", _stop_at_data)
+    path = tmp_path / "m.pnl"
+    _digits_model(path)
+    spoil(path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", str(path), "--dataset", "digits"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message.format(path=path) in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_the_command_exits_2_with_one_error_line(tmp_path):
+    """The real process: exit status 2, usage, one error line, no traceback."""
+    import subprocess
+    import sys
+
+    _digits_model(tmp_path / "m.pnl", classes=3)
+    run = subprocess.run([sys.executable, "-m", "pearlnet", "evaluate", str(tmp_path / "m.pnl"),
+                          "--dataset", "digits"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("usage: pearlnet evaluate ") and "Traceback" not in run.stderr
+    assert lines[-1] == ("pearlnet evaluate: error: argument MODEL: the model gives 3 outputs "
+                         "(one per class), digits has 10 classes")
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST is not installed here "

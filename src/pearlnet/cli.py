@@ -10,7 +10,9 @@
         --train-size 10000 --out report/
     pearlnet demo
 
-Bad arguments are refused (exit code 2, a message naming the argument) before any data is read.
+Bad arguments are refused (exit code 2, a message naming the argument) before any data is read;
+a saved model that does not fit the dataset (its inputs, or one output per class) likewise, once
+the dataset is read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 import zipfile
@@ -64,9 +67,28 @@ MLP_ONLY = ("layers", "dropout")
 TRAIN_SIZES = {"fashion-mnist": 60000, "mnist": 60000, "digits": 1346, "sine": 8192}
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a word starting with '-' and a digit is always a value:
+    argparse takes only plain negative numbers ("-5", "-0.1") as values, so ``--layers -5,3``
+    would be refused as "expected one argument" instead of for its negative width. No option
+    of the pearlnet command starts with a digit, so nothing else changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+
 def _positive_ints(text: str, what: str, example: str) -> list[int]:
+    """A non-empty comma-separated list of positive ints: no empty item (``12,,3`` is a
+    typo, not 12,3), no empty list (``--layers ,`` would silently train a linear model)."""
+    items = text.split(",")
+    empty = [i for i, item in enumerate(items, 1) if item.strip() == ""]
+    if empty:
+        why = "it holds no number" if len(empty) == len(items) else f"item {empty[0]} is empty"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what} "
+                                         f"such as {example}: {why}")
     try:
-        values = [int(s) for s in text.split(",") if s.strip() != ""]
+        values = [int(item) for item in items]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what} "
                                          f"such as {example}") from None
@@ -110,12 +132,18 @@ def _fraction(text: str) -> float:
 
 
 def _activation(text: str) -> str:
+    """A hidden layer's activation: elementwise, so not softmax or log_softmax (they couple a
+    layer's units into one distribution: output activations)."""
     from pearlnet.nn import activations
 
     try:
-        activations.get(text)
+        fn = activations.get(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if fn in (activations.softmax, activations.log_softmax):
+        raise argparse.ArgumentTypeError(f"{text!r} is an output activation (it normalises "
+                                         f"across a layer's units), not a hidden one; use an "
+                                         f"elementwise one such as relu or tanh")
     return text
 
 
@@ -148,24 +176,20 @@ def _archs(text: str) -> list[list[int]]:
 def _optimizer_list(text: str) -> list[str]:
     from pearlnet.report.study import OPTIMIZERS
 
-    names = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [n for n in names if n not in OPTIMIZERS]
-    if bad or not names:
+    names = [s.strip().lower() for s in text.split(",")]
+    bad = [n for n in names if n not in OPTIMIZERS]  # an empty item too: a typo
+    if bad:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list drawn from "
                                          f"{','.join(OPTIMIZERS)}")
     return list(dict.fromkeys(names))
 
 
 def _batch_sizes(text: str) -> list[int]:
-    values = _positive_ints(text, "batch sizes", "100,200")
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive "
-                                         f"batch sizes such as 100,200")
-    return values
+    return _positive_ints(text, "batch sizes", "100,200")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pearlnet", description=__doc__.splitlines()[0])
+    parser = _ArgumentParser(prog="pearlnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a classifier (fully connected, LeNet-5 or "
@@ -489,24 +513,65 @@ def load_model_arg(parser: argparse.ArgumentParser, path: str) -> Any:
                      f"not one")
     try:
         return pearlnet.load_model(path)
-    except (ValueError, KeyError, TypeError) as err:
-        detail = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
-        parser.error(f"argument MODEL: cannot load {path!r}: {detail}")
+    except (ValueError, OSError) as err:  # load_model's messages name the file and the cause
+        parser.error(f"argument MODEL: cannot load {path!r}: {err}")
+
+
+def check_model_fits(parser: argparse.ArgumentParser, model: Any, dataset: str,
+                     x_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Exit 2 (parser.error) unless the model takes the dataset's inputs and gives one output
+    per class (for sine, the targets' shape)."""
+    inputs, outputs = tuple(model.input_shape), tuple(model.output_shape_)
+    if x_test.shape[1:] != inputs:
+        parser.error(f"argument MODEL: the model takes inputs of shape {inputs}, {dataset} "
+                     f"has inputs of shape {x_test.shape[1:]}")
+    if dataset == "sine":
+        if outputs != y_test.shape[1:]:
+            parser.error(f"argument MODEL: the model gives outputs of shape {outputs}, {dataset} "
+                         f"has targets of shape {y_test.shape[1:]}")
+        return
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    if outputs != (classes,):
+        width = (f"{outputs[0]} output{'s' if outputs[0] != 1 else ''}" if len(outputs) == 1
+                 else f"outputs of shape {outputs}")
+        parser.error(f"argument MODEL: the model gives {width} (one per class), {dataset} has "
+                     f"{classes} classes")
 
 
 def cmd_evaluate(args: argparse.Namespace, model: Any) -> int:
-    _, (x_test, y_test) = load_dataset(args.dataset, args.data_root, not args.no_download)
+    """The test-set figures of a saved model. A model saved without compile has no loss: a
+    classifier's accuracy (and a regression's mean squared error) is computed from
+    ``predict`` all the same, and the line says the loss is missing."""
+    from pearlnet.train import metrics
+
+    parser = args.command_parser
+    (_, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
+                                                  not args.no_download)
     x_test = _as_model_input(model, x_test)
-    if x_test.shape[1:] != tuple(model.input_shape):
-        print(f"pearlnet evaluate: the model takes inputs of shape {model.input_shape}, "
-              f"{args.dataset} has {x_test.shape[1:]}", file=sys.stderr)
-        return 2
-    result = model.evaluate(x_test, y_test)
-    if "accuracy" not in result:
-        print(f"{args.dataset} test: loss {result['loss']:.5f}")
+    check_model_fits(parser, model, args.dataset, x_test, y_train, y_test)
+    result: dict[str, float] = {}
+    if model.loss_fn is not None:
+        try:
+            result = model.evaluate(x_test, y_test)
+        except ValueError as err:  # a loss that does not take these targets
+            parser.error(f"argument MODEL: cannot evaluate it on {args.dataset}: {err}")
+    figures = []
+    if args.dataset == "sine":
+        if "loss" not in result:
+            mse = float(np.mean((model.predict(x_test) - y_test) ** 2))
+            figures.append(f"mean squared error {mse:.5f}")
     else:
-        print(f"{args.dataset} test: accuracy {100 * result['accuracy']:.2f}%, "
-              f"loss {result['loss']:.4f}")
+        accuracy = result.get("accuracy")
+        if accuracy is None:
+            accuracy = metrics.accuracy(y_test, model.predict(x_test))
+        figures.append(f"accuracy {100 * accuracy:.2f}%")
+    if "loss" in result:
+        figures.append(f"loss {result['loss']:.5f}" if args.dataset == "sine"
+                       else f"loss {result['loss']:.4f}")
+    line = f"{args.dataset} test: {', '.join(figures)}"
+    if model.loss_fn is None:
+        line += " (the model was saved without compile: no loss)"
+    print(line)
     return 0
 
 
