@@ -347,9 +347,9 @@ def test_a_last_batch_of_one_sample_joins_the_one_before(rng):
     def counting_step():
         inner = step()
 
-        def run(xb, yb, r):
+        def run(xb, yb, stream, shard):
             seen.append(len(xb))
-            return inner(xb, yb, r)
+            return inner(xb, yb, stream, shard)
         return run
 
     model._first_order_step = counting_step

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import pearlnet.numpy as pnp
+from pearlnet.distributed import batch_counts, batch_sum
 
 from . import activations as act
 from . import initializers, regularizers
@@ -167,6 +168,8 @@ class BatchNorm(Module):
     evaluation; running <- momentum * running + (1 - momentum) * batch (the unbiased batch
     variance, as PyTorch). Normalises over every axis but ``axis`` (features; channels for NCHW;
     negative counts from the end). Training needs more than one value per channel, as PyTorch.
+    In a data-parallel ``fit`` the batch moments are the global batch's (synchronised across
+    the ranks, as PyTorch's SyncBatchNorm), so N ranks train the network one process trains.
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = 1,
@@ -205,12 +208,15 @@ class BatchNorm(Module):
         bshape = tuple(n if i == axis else 1 for i in range(len(shape)))
         axes = tuple(i for i in range(len(shape)) if i != axis)
         if training:
-            count = math.prod(shape[i] for i in axes)
+            # the moments of the whole global batch: in a data-parallel step the per-rank sums
+            # are summed over the ranks (PyTorch's SyncBatchNorm), so N ranks normalise as
+            # one process does; in one process batch_sum is the identity
+            count = batch_counts(math.prod(shape[i] for i in axes))
             if count < 2:  # the variance of one value is 0: y = beta, running var -> 0
                 raise ValueError(f"{self.describe()}: training needs more than one value per "
                                  f"channel, got input of shape {shape}")
-            mean = pnp.mean(x, axis=axes, keepdims=True)
-            var = pnp.mean(pnp.square(x - mean), axis=axes, keepdims=True)
+            mean = batch_sum(pnp.sum(x, axis=axes, keepdims=True)) / count
+            var = batch_sum(pnp.sum(pnp.square(x - mean), axis=axes, keepdims=True)) / count
             m = self.momentum
             unbiased = pnp.stop_gradient(var).reshape(-1) * (count / (count - 1))
             new_state = {"mean": m * state["mean"] + (1 - m) * pnp.stop_gradient(mean).reshape(-1),

@@ -15,6 +15,7 @@ CG-backtracking over the saved iterates (4.6), the diagonal preconditioner
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable
 
@@ -27,6 +28,8 @@ from pearlnet.autodiff import (
     tree_map,
     value_and_grad,
 )
+from pearlnet.distributed import data_parallel
+from pearlnet.nn.random import SampleStream
 
 from .base import check_number
 
@@ -227,23 +230,26 @@ class HessianFree:
         return lambda v: np.asarray(gn(v)) + np.asarray(penalty(v))
 
     def _precondition_count(self, batch: Any) -> int:
-        """N, the number of cases the preconditioner uses, or a ValueError if there are none."""
+        """The number of cases in ``batch``, or a ValueError if there are none."""
         leaves = [leaf for leaf in _leaves(batch)]
         if not leaves or len(leaves[0]) == 0:
             got = ("batch=None" if batch is None else "no array with a leading axis"
                    if not leaves else f"arrays of shape {np.shape(leaves[0])}, no case")
             raise ValueError(f"HessianFree.step: the preconditioner needs a batch of cases (arrays "
                              f"with a leading axis of at least one case), got {got}")
-        return min(len(leaves[0]), self.precondition_cases)
+        return len(leaves[0])
 
-    def _precondition(self, flat, unravel, batch, lam, n):
-        """(sum_i g_i^2 / N + lambda)^(3/4) from per-case gradients (Martens, section 4.7)."""
-        total = np.zeros_like(flat)
-        for i in range(n):
+    def _precondition(self, flat, unravel, batch, lam, cases, total, share):
+        """(sum_i g_i^2 / N + lambda)^(3/4) from the per-case gradients of the first N
+        cases of the (global) batch (Martens, section 4.7); ``cases`` are the positions of
+        this rank's among them, ``total`` is N."""
+        squares = np.zeros_like(flat)
+        for i in cases:
             case = tree_map(lambda a, i=i: a[i:i + 1], batch)
             g = np.asarray(value_and_grad(self._objective(unravel, case))(flat)[1])
-            total += g * g
-        return (total / n + lam) ** 0.75
+            squares += g * g
+        squares = share.sum(squares)
+        return (squares / total + lam) ** 0.75
 
     # -- the optimizer interface -------------------------------------------------------------
     def init(self, params: Any) -> dict:
@@ -253,10 +259,19 @@ class HessianFree:
                 "step": 0}
 
     def step(self, params: Any, state: dict, batch: Any = None,
-             curvature_batch: Any = None) -> tuple[Any, dict, dict]:
+             curvature_batch: Any = None, comm: Any = None) -> tuple[Any, dict, dict]:
         """One outer step. Returns (params, state, info) with info's loss (after the step),
         loss_before, lambda (used in this step), rho, cg_iters, rate (line search), and
-        grad_norm."""
+        grad_norm.
+
+        Data-parallel (``comm``, a pearlnet.distributed communicator of several ranks): each
+        rank passes its own share of the gradient batch and of the curvature batch (the
+        global batches are the ranks' shares in rank order). The objective is the global
+        batch's mean: every value, the gradient, and every curvature product are the ranks'
+        local ones weighted by their shares and summed (one allreduce each); the
+        preconditioner's statistics likewise. CG, the damping, backtracking and the line
+        search then run replicated, on identical numbers, so every rank ends the step with
+        the same parameters, bit for bit."""
         if self.net is None or self.loss is None:
             raise ValueError("HessianFree.step: give net and loss to the constructor (or use "
                              "it through Model.compile)")
@@ -266,22 +281,26 @@ class HessianFree:
         lam = max(lam, self.damping_min)
         # 0 is allowed: a LearningRateScheduler may take the factor to 0 (no step)
         check_number("HessianFree.step", "lr (the factor on the step)", self.lr, low=0.0)
-        n_cases = self._precondition_count(batch) if self.preconditioner is True else 0
-        f = self._objective(unravel, batch)
-        f0, g = value_and_grad(f)(flat)
-        f0, g = float(f0), np.asarray(g)
         cbatch = batch if curvature_batch is None else curvature_batch
-        product = self._curvature_product(flat, unravel, cbatch)
+        share = _Sharing(comm, batch, cbatch)
+        f = self._objective(unravel, batch)
+        f0, g = share.value_and_grad(f, flat)
+        product = share.product(self._curvature_product, flat, unravel, cbatch)
         if callable(self.preconditioner):
-            precond = self.preconditioner(params, batch, lam)
+            precond = self._call_preconditioner(params, batch, lam, share.comm)
         elif self.preconditioner:
-            precond = self._precondition(flat, unravel, batch, lam, n_cases)
+            # a rank may hold none of the cases; one process always needs some
+            n_local = self._precondition_count(batch) \
+                if share.n_grad or not share.distributed else 0
+            cases, total = share.precondition_cases(n_local, self.precondition_cases)
+            precond = self._precondition(flat, unravel, batch, lam, cases, total, share)
         else:
             precond = None
         x0 = self.cg_decay * direction
         x_last, saved, iters = conjugate_gradient(
             lambda v: product(v) + lam * v, -g, x0, self.cg_max_iters, self.cg_min_iters,
             self.cg_tol, precond)
+        f = share.values(f, share.n_grad, share.grad_weight)
 
         # CG-backtracking: walk back from the last saved iterate while the objective improves
         d, f_d = saved[-1][1], float(f(flat + saved[-1][1]))
@@ -296,7 +315,7 @@ class HessianFree:
         if cbatch is batch:
             actual = f_d - f0
         else:
-            fc = self._objective(unravel, cbatch)
+            fc = share.values(self._objective(unravel, cbatch), share.n_curv, share.curv_weight)
             actual = float(fc(flat + d)) - float(fc(flat))
         predicted = float(g @ d + 0.5 * d @ product(d))
         rho = actual / predicted if predicted < 0 else -math.inf
@@ -335,6 +354,18 @@ class HessianFree:
                 "cg_iters": iters, "rate": rate, "grad_norm": float(np.linalg.norm(g))}
         return unravel(new_flat.astype(flat.dtype, copy=False)), state, info
 
+    def _call_preconditioner(self, params: Any, batch: Any, lam: float, comm: Any) -> Any:
+        """A callable preconditioner, given ``comm=`` when it takes one (so that it can sum
+        its statistics across the ranks) and the job is data-parallel."""
+        if comm.size > 1:
+            try:
+                takes_comm = "comm" in inspect.signature(self.preconditioner).parameters
+            except (TypeError, ValueError):
+                takes_comm = False
+            if takes_comm:
+                return self.preconditioner(params, batch, lam, comm=comm)
+        return self.preconditioner(params, batch, lam)
+
     def _check_state(self, state: Any, flat: np.ndarray) -> tuple[float, np.ndarray]:
         """state["lambda"] as a float >= 0 and state["direction"] as an array shaped like the
         flat parameters, or a ValueError naming what is wrong."""
@@ -361,32 +392,44 @@ class HessianFree:
         layer has a regularizer (whatever their value at the start: a bias penalty is 0 at
         zero biases). Running statistics (BatchNorm) are updated from each accepted step's
         batch by a training-mode forward pass at the parameters the step started from, as a
-        first-order step updates them."""
+        first-order step updates them.
+
+        The curvature batch (``curvature_batch_size`` cases of the global batch) is the cases
+        with the smallest keys from the sample stream of (seed, epoch), chosen alike on every
+        rank; each rank computes the ones in its share."""
         self.net = lambda params, batch: model.forward(params, batch[0], state=model.state,
                                                         training=False)[0]
         self.loss = lambda out, batch: model._loss(batch[1], out)
         self.penalty = model.penalty if model.has_penalty() else None
 
-        def step(xb, yb, rng):
-            batch = (xb, yb)
-            cbatch = None
-            if self.curvature_batch_size and self.curvature_batch_size < len(xb):
-                idx = rng.choice(len(xb), self.curvature_batch_size, replace=False)
-                cbatch = (xb[idx], yb[idx])
+        def step(xb, yb, stream, shard):
+            batch, cbatch, comm = (xb, yb), None, shard.comm
+            if self.curvature_batch_size and self.curvature_batch_size < shard.total:
+                keys = SampleStream(stream.seed, stream.epoch, shard.indices).row_keys(
+                    "hessian_free/curvature")
+                chosen = np.sort(np.argsort(keys, kind="stable")[:self.curvature_batch_size])
+                mine = chosen[(chosen >= shard.lo) & (chosen < shard.hi)] - shard.lo
+                cbatch = (xb[mine], yb[mine])
             params, opt_state, state = model.params, model.opt_state, model.state
-            new_params, new_state, info = self.step(params, opt_state, batch, cbatch)
+            new_params, new_state, info = self.step(params, opt_state, batch, cbatch, comm=comm)
             model.hf_info = info
             running = state
             if state and info["rate"] > 0:
-                running = model.forward(params, xb, state=state, training=True, rng=rng)[1]
+                with data_parallel(comm, shard.total, len(xb)):
+                    running = model.forward(params, xb, state=state, training=True,
+                                            rng=stream)[1]
             out = model.forward(new_params, xb, state=running, training=False)[0]
+            metric_sums = model._metric_sums(yb, np.asarray(out))
+            if comm.size > 1 and metric_sums:
+                totals = comm.allreduce(np.array(list(metric_sums.values())))
+                metric_sums = dict(zip(metric_sums, map(float, totals)))
 
             def apply_update():
                 model.last_finite = (params, state)
                 model.params, model.opt_state = new_params, new_state
                 model.state = running or state
 
-            return info["loss"], np.asarray(out), apply_update
+            return info["loss"], metric_sums, apply_update
 
         return step
 
@@ -412,3 +455,86 @@ def _leaves(tree: Any) -> list:
     from pearlnet.autodiff import tree_flatten
 
     return [leaf for leaf in tree_flatten(tree)[0] if np.ndim(leaf) > 0]
+
+
+def _count(batch: Any) -> int:
+    """The number of cases in a batch: the leading axis of its first array (0 for None)."""
+    leaves = _leaves(batch)
+    return len(leaves[0]) if leaves else 0
+
+
+class _Sharing:
+    """How one step's batches are spread over the ranks of ``comm``: the weights n_rank / N of
+    this rank's gradient-batch and curvature-batch means, and the sums across ranks. In one
+    process (or without ``comm``) every function is the plain local one, untouched."""
+
+    def __init__(self, comm: Any, batch: Any, cbatch: Any) -> None:
+        from pearlnet.distributed import SingleProcess
+
+        self.comm = SingleProcess() if comm is None else comm
+        self.n_grad, self.n_curv = _count(batch), _count(cbatch)
+        self.grad_weight = self.curv_weight = 1.0
+        self.counts = [(self.n_grad, self.n_curv)]
+        if self.comm.size > 1:
+            if batch is None:
+                raise ValueError("HessianFree.step: a data-parallel step needs each rank's "
+                                 "share of the batch (arrays with a leading axis of cases), "
+                                 "got batch=None")
+            self.counts = self.comm.allgather((self.n_grad, self.n_curv))
+            total_grad = sum(c[0] for c in self.counts)
+            total_curv = sum(c[1] for c in self.counts)
+            if total_grad == 0 or total_curv == 0:
+                raise ValueError(f"HessianFree.step: the ranks' batches hold {total_grad} "
+                                 f"gradient and {total_curv} curvature cases in all; both "
+                                 f"need at least one")
+            self.grad_weight = self.n_grad / total_grad
+            self.curv_weight = self.n_curv / total_curv
+
+    @property
+    def distributed(self) -> bool:
+        return self.comm.size > 1
+
+    def sum(self, tree: Any, weight: float | None = None) -> Any:
+        return self.comm.allreduce(tree, scale=weight) if self.distributed else tree
+
+    def value_and_grad(self, f: Callable, flat: np.ndarray) -> tuple[float, np.ndarray]:
+        if not self.distributed:
+            f0, g = value_and_grad(f)(flat)
+            return float(f0), np.asarray(g)
+        if self.n_grad:
+            f0, g = value_and_grad(f)(flat)
+            f0, g = float(f0), np.asarray(g)
+        else:
+            f0, g = 0.0, np.zeros_like(flat)
+        f0, g = self.sum((np.float64(f0), g), self.grad_weight)
+        return float(f0), g
+
+    def values(self, f: Callable, n: int, weight: float) -> Callable:
+        """w -> the global mean of f over the ranks' shares (f itself in one process)."""
+        if not self.distributed:
+            return f
+
+        def global_f(w):
+            return float(self.sum(np.float64(float(f(w)) if n else 0.0), weight))
+
+        return global_f
+
+    def product(self, make: Callable, flat: np.ndarray, unravel: Callable,
+                cbatch: Any) -> Callable:
+        """The curvature product of the global curvature batch."""
+        if not self.distributed:
+            return make(flat, unravel, cbatch)
+        if not self.n_curv:
+            return lambda v: self.sum(np.zeros_like(flat), self.curv_weight)
+        local = make(flat, unravel, cbatch)
+        return lambda v: self.sum(local(v), self.curv_weight)
+
+    def precondition_cases(self, n_local: int, limit: int) -> tuple[range, int]:
+        """(this rank's positions among the first ``limit`` cases of the global batch, their
+        global number N)."""
+        if not self.distributed:
+            n = min(n_local, limit)
+            return range(n), n
+        offset = sum(c[0] for c in self.counts[:self.comm.rank])
+        total = min(sum(c[0] for c in self.counts), limit)
+        return range(0, max(0, min(n_local, total - offset))), total

@@ -12,10 +12,21 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pearlnet.autodiff import tree_flatten, value_and_grad
+from pearlnet.distributed import (
+    Shard,
+    check_same,
+    data_parallel,
+    fail_together,
+    shard_bounds,
+    tree_digest,
+)
+from pearlnet.distributed import fingerprint_rows as distributed_fingerprint_rows
 from pearlnet.nn import losses
 from pearlnet.nn.module import Module, Sequential, as_rng
+from pearlnet.nn.random import SampleStream
 
 from . import metrics as metrics_mod
+from . import parallel
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
 from .progress import progress_bar
 
@@ -60,6 +71,9 @@ class Model(Sequential):
         self.metric_fns: list[tuple[str, Callable]] = []
         self.stop_training = False
         self.last_finite: tuple = ({}, {})
+        # {"seed": s, "epoch": k}: where fit stands (saved in a checkpoint, for initial_epoch)
+        self.training_progress: dict | None = None
+        self._comm: Any = None  # the communicator of the last fit (rank 0 writes files)
         super().__init__(list(layers or []), name)
         self._dtype = None if dtype is None else np.dtype(dtype)
 
@@ -239,19 +253,46 @@ class Model(Sequential):
     def fit(self, x: Any, y: Any, batch_size: int = 32, epochs: int = 1,
             validation_data: tuple | None = None, validation_split: float = 0.0,
             shuffle: bool = True, callbacks: Sequence[Callback] = (), verbose: int = 1,
-            seed: Any = None, terminate_on_nan: bool = True) -> History:
-        """Train for ``epochs`` passes over (x, y) in minibatches of ``batch_size``.
+            seed: Any = None, terminate_on_nan: bool = True, initial_epoch: int = 0,
+            distributed: Any = "auto", check_replicas: int = 0) -> History:
+        """Train from epoch ``initial_epoch`` up to ``epochs`` (Keras' meaning: the index of the
+        last epoch + 1) in minibatches of ``batch_size``.
 
         Returns a History whose ``.history`` holds ``loss``, each metric, and with validation
         data their ``val_`` twins, one value per epoch. ``validation_split`` holds out the last
         fraction of (x, y), as Keras does; given ``validation_data`` takes precedence over it
         (Keras' rule), and then nothing is held out. A last batch of a single sample is
         trained with the batch before it. verbose=1 draws a progress bar per epoch,
-        2 prints a line per epoch, 0 is silent. ``seed`` drives shuffling and dropout.
+        2 prints a line per epoch, 0 is silent.
+
+        ``seed`` (an int; a Generator gives one draw; the model's seed by default) is the
+        root of every random choice: epoch e's shuffle and dropout masks derive from
+        (seed, e) and the samples' indices, so a run resumed with ``initial_epoch=k`` (from a
+        ``ModelCheckpoint`` file: ``model.training_progress``) ends bit-identical to the
+        uninterrupted run.
+
+        Data parallelism (``distributed="auto"``: whenever the process is one of several
+        started by mpiexec; False opts out; or a Communicator): every rank calls ``fit`` with
+        the same arrays (a memory-mapped .npy is fine) and computes its contiguous share of
+        each global batch of ``batch_size``; the ranks' gradients, weighted by their shares,
+        are summed in one message per dtype, and every rank applies the same update, so the
+        replicas stay identical and train the network one process trains (BatchNorm's
+        moments are the global batch's). Parameters and optimizer state start from rank
+        0's; a fingerprint of the model, data and settings is checked first. Only rank 0
+        prints and writes checkpoints. ``check_replicas=k`` compares a digest of every
+        rank's parameters and optimizer state every k steps (a ``ReplicaMismatchError`` on
+        a difference). An exception on one rank ends the whole job (MPI_Abort).
         """
         self._require_compiled("fit")
-        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"Model.fit: epochs must be a non-negative integer, got {epochs!r}")
+        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch),
+                            ("check_replicas", check_replicas)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"Model.fit: {name} must be a non-negative integer, got "
+                                 f"{value!r}")
+        if initial_epoch > epochs:
+            raise ValueError(f"Model.fit: initial_epoch ({initial_epoch}) is past epochs "
+                             f"({epochs}); epochs is the index of the last epoch + 1, as in "
+                             f"Keras")
         _check_batch_size(batch_size, "fit")
         if validation_data is not None and not (
                 isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
@@ -260,6 +301,10 @@ class Model(Sequential):
                    else type(validation_data).__name__)
             raise ValueError(f"Model.fit: validation_data must be a pair (x_val, y_val), got "
                              f"{got}; sample weights are not supported")
+        comm = parallel.communicator_for(distributed, "Model.fit")
+        if batch_size < comm.size:
+            raise ValueError(f"Model.fit: batch_size ({batch_size}) is smaller than the "
+                             f"{comm.size} ranks; each rank needs a sample of every batch")
         x = self._inputs(x, "fit")
         self._prepare(x, "fit")
         y = self._targets(y, len(x), "fit")
@@ -276,7 +321,14 @@ class Model(Sequential):
             x, y = x[:cut], y[:cut]
         if len(x) == 0:
             raise ValueError("Model.fit: expected at least one training sample, got 0")
-        rng = as_rng(seed)
+        if comm.size > 1:
+            comm.rendezvous("Model.fit")
+        seed = parallel.training_seed(seed, self.seed, comm, "Model.fit")
+        if comm.size > 1:
+            self._start_together(comm, x, y, validation_data, dict(
+                batch_size=int(batch_size), epochs=int(epochs), initial_epoch=int(initial_epoch),
+                shuffle=bool(shuffle), check_replicas=int(check_replicas)))
+        verbose = verbose if comm.rank == 0 else 0
         history = History()
         cbs = list(callbacks)
         if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
@@ -286,63 +338,132 @@ class Model(Sequential):
         cb.set_model(self)
         self.stop_training = False
         self.last_finite = (self.params, self.state)  # what TerminateOnNaN restores
+        self.training_progress = {"seed": seed, "epoch": int(initial_epoch)}
+        self._comm = comm
         step = getattr(self.optimizer, "fit_step", None)
         train_step = step(self) if step is not None else self._first_order_step()
-        cb.on_train_begin()
-        n = len(x)
-        for epoch in range(epochs):
-            cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            nb = math.ceil(n / batch_size)
-            if nb > 1 and n % batch_size == 1:
-                nb -= 1  # a last batch of one sample joins the one before (BatchNorm needs 2)
-            bar = progress_bar(nb, f"epoch {epoch + 1}/{epochs}") if verbose == 1 else None
-            sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metric_fns}}
-            seen = 0
-            for b in range(nb):
-                idx = order[b * batch_size:(b + 1) * batch_size if b < nb - 1 else n]
-                xb = x[idx].astype(self.dtype, copy=False)
-                yb = y[idx]
-                # a diverging step overflows; TerminateOnNaN reports that once, clearly,
-                # instead of NumPy warning about every overflowing operation
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    loss, out, apply_update = train_step(xb, yb, rng)
-                    cb.on_batch_end(b, {"loss": loss, "epoch": epoch})
-                    if self.stop_training and not math.isfinite(loss):
-                        break
-                    apply_update()
-                k = len(idx)
-                seen += k
-                sums["loss"] += loss * k
-                for name, fn in self.metric_fns:
-                    sums[name] += self._metric(fn, yb, out) * k
+        n, steps = len(x), 0
+        with fail_together(comm):
+            cb.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                cb.on_epoch_begin(epoch)
+                order = parallel.epoch_order(seed, epoch, n, shuffle)
+                nb = parallel.batch_count(n, batch_size, comm.size)
+                bar = progress_bar(nb, f"epoch {epoch + 1}/{epochs}") if verbose == 1 else None
+                sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metric_fns}}
+                seen = 0
+                for b in range(nb):
+                    shard = Shard(comm, order[b * batch_size:(b + 1) * batch_size
+                                              if b < nb - 1 else n])
+                    local = shard.local
+                    xb = x[local].astype(self.dtype, copy=False)
+                    yb = y[local]
+                    stream = SampleStream(seed, epoch, local)
+                    # a diverging step overflows; TerminateOnNaN reports that once, clearly,
+                    # instead of NumPy warning about every overflowing operation
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        loss, metric_sums, apply_update = train_step(xb, yb, stream, shard)
+                        cb.on_batch_end(b, {"loss": loss, "epoch": epoch})
+                        if self.stop_training and not math.isfinite(loss):
+                            break
+                        apply_update()
+                    steps += 1
+                    if check_replicas and steps % check_replicas == 0:
+                        self._check_replicas(comm, steps)
+                    k = shard.total
+                    seen += k
+                    sums["loss"] += loss * k
+                    for name, value in metric_sums.items():
+                        sums[name] += value
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(f"loss {sums['loss'] / seen:.4f}")
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"loss {sums['loss'] / seen:.4f}")
-            if bar is not None:
-                bar.close()
-            # no batch finished (the first loss was not finite): no figure, not 0
-            logs = {key: value / seen if seen else math.nan for key, value in sums.items()}
-            if validation_data is not None and not (self.stop_training and seen < n):
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            cb.on_epoch_end(epoch, logs)
-            if verbose in (1, 2):
-                print(f"epoch {epoch + 1}/{epochs}: " +
-                      ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
-            if self.stop_training:
-                break
-        cb.on_train_end()
+                    bar.close()
+                # no batch finished (the first loss was not finite): no figure, not 0
+                logs = {key: value / seen if seen else math.nan for key, value in sums.items()}
+                if validation_data is not None and not (self.stop_training and seen < n):
+                    val = self.evaluate(*validation_data, batch_size=max(batch_size, 256),
+                                        distributed=comm)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                if not (self.stop_training and seen < n):
+                    self.training_progress = {"seed": seed, "epoch": epoch + 1}
+                cb.on_epoch_end(epoch, logs)
+                if verbose in (1, 2):
+                    print(f"epoch {epoch + 1}/{epochs}: " +
+                          ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+                if self.stop_training:
+                    break
+            cb.on_train_end()
         return history
 
+    def _start_together(self, comm: Any, x: np.ndarray, y: np.ndarray,
+                        validation_data: Any, settings: dict) -> None:
+        """Every rank checks that all ranks run the same job, then takes rank 0's parameters,
+        state and optimizer state."""
+        if validation_data is not None:
+            settings["validation"] = [distributed_fingerprint_rows(np.asarray(a))
+                                      for a in validation_data]
+        check_same(comm, parallel.model_fingerprint(self, x, y, settings), "Model.fit")
+        self.params, self.state, self.opt_state = comm.broadcast(
+            (self.params, self.state, self.opt_state))
+        self._assign_layers()
+
+    def _assign_layers(self) -> None:
+        """Give each layer its entry of the model's params and state (after a broadcast)."""
+        for layer in self.layers:
+            if layer.name in self.params:
+                layer.params = self.params[layer.name]
+            if layer.name in self.state:
+                layer.state = self.state[layer.name]
+
+    def _check_replicas(self, comm: Any, steps: int) -> None:
+        digests = comm.allgather(tree_digest((self.params, self.state, self.opt_state)))
+        if len(set(digests)) > 1:
+            differ = [r for r, d in enumerate(digests) if d != digests[0]]
+            raise parallel.ReplicaMismatchError(
+                f"Model.fit: after step {steps} the parameters or optimizer state of ranks "
+                f"{differ} differ from rank 0's (check_replicas); the replicas must stay "
+                f"bitwise identical")
+
+    def _metric_sums(self, yb: Any, out: Any) -> dict[str, float]:
+        """Each metric times the number of samples (sums add across batches and ranks)."""
+        k = len(yb)
+        if k == 0:
+            return {name: 0.0 for name, _ in self.metric_fns}
+        return {name: self._metric(fn, yb, out) * k for name, fn in self.metric_fns}
+
     def _first_order_step(self) -> Callable:
-        """A step for the first-order optimizers: gradient, then ``optimizer.update``."""
+        """A step for the first-order optimizers: gradient, then ``optimizer.update``.
+
+        In a data-parallel step each rank differentiates its share's mean loss (plus the
+        penalty) weighted by n_rank / N, so the weighted gradients sum to the global batch's
+        mean gradient exactly, uneven shares included; the loss and the metric sums travel in
+        the same allreduce as the gradients (one message per dtype)."""
         value_and_grad_fn = value_and_grad(self.objective, has_aux=True)
 
-        def step(xb, yb, rng):
-            params, state = self.params, self.state
-            (loss, (new_state, out)), grads = value_and_grad_fn(params, xb, yb, state, True, rng)
-            loss = float(loss)
+        def weighted(params, x, y, state, training, rng, weight):
+            value, aux = self.objective(params, x, y, state, training, rng)
+            return value * weight, aux
+
+        weighted_grad = value_and_grad(weighted, has_aux=True)
+
+        def step(xb, yb, stream, shard):
+            params, state, comm = self.params, self.state, shard.comm
+            if comm.size == 1:
+                (loss, (new_state, out)), grads = value_and_grad_fn(params, xb, yb, state,
+                                                                    True, stream)
+                loss = float(loss)
+                metric_sums = self._metric_sums(yb, out)
+            else:
+                with data_parallel(comm, shard.total, len(xb)):
+                    (loss, (new_state, out)), grads = weighted_grad(
+                        params, xb, yb, state, True, stream, shard.fraction)
+                stats = np.array([float(loss), *self._metric_sums(yb, out).values()])
+                grads, stats = comm.allreduce((grads, stats))
+                loss = float(stats[0])
+                metric_sums = dict(zip((name for name, _ in self.metric_fns),
+                                       map(float, stats[1:])))
 
             def apply_update():
                 self.last_finite = (params, state)
@@ -350,24 +471,50 @@ class Model(Sequential):
                                                                     self.opt_state)
                 self.state = new_state if new_state else state
 
-            return loss, out, apply_update
+            return loss, metric_sums, apply_update
 
         return step
 
     # -- inference ---------------------------------------------------------------------------
-    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Outputs of the network in evaluation mode, computed batch by batch (a model not
-        built yet is built from the inputs' shape)."""
-        _check_batch_size(batch_size, "predict")
-        x = self._inputs(x, "predict")
+    def _local_outputs(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         outs = [np.asarray(self.apply(self.params, x[i:i + batch_size].astype(self.dtype,
                                                                                 copy=False),
                                       training=False))
                 for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape_), self.dtype)
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 1024) -> dict[str, float]:
-        """{"loss": ..., metric: ...} on (x, y) in evaluation mode (loss includes penalties)."""
+    def _inference_comm(self, distributed: Any, x: np.ndarray, who: str,
+                        y: np.ndarray | None = None) -> Any:
+        comm = parallel.communicator_for(distributed, who)
+        if comm.size > 1:
+            comm.rendezvous(who)
+            facts = {"inputs": distributed_fingerprint_rows(x),
+                     "parameters": tree_digest(self.params)}
+            if y is not None:
+                facts["targets"] = distributed_fingerprint_rows(y)
+            check_same(comm, facts, who)
+        return comm
+
+    def predict(self, x: Any, batch_size: int = 1024, distributed: Any = "auto") -> np.ndarray:
+        """Outputs of the network in evaluation mode, computed batch by batch (a model not
+        built yet is built from the inputs' shape). Under MPI (``distributed="auto"``) every
+        rank computes its share of x and every rank gets all the outputs; every rank must call
+        it with the same x (``distributed=False`` for one rank's own inputs)."""
+        _check_batch_size(batch_size, "predict")
+        x = self._inputs(x, "predict")
+        comm = self._inference_comm(distributed, x, "Model.predict")
+        if comm.size == 1:
+            return self._local_outputs(x, batch_size)
+        with fail_together(comm):
+            lo, hi = shard_bounds(len(x), comm.rank, comm.size)
+            return comm.allgather_rows(self._local_outputs(x[lo:hi], batch_size))
+
+    def evaluate(self, x: Any, y: Any, batch_size: int = 1024,
+                 distributed: Any = "auto") -> dict[str, float]:
+        """{"loss": ..., metric: ...} on (x, y) in evaluation mode (loss includes penalties).
+        Under MPI every rank evaluates its share, and the figures are global: sums of losses
+        and of metric counts over all ranks divided by the number of samples, never a mean
+        of the ranks' means."""
         self._require_compiled("evaluate")
         _check_batch_size(batch_size, "evaluate")
         x = self._inputs(x, "evaluate")
@@ -375,11 +522,24 @@ class Model(Sequential):
         y = self._targets(y, len(x), "evaluate")
         if len(x) == 0:
             raise ValueError("Model.evaluate: expected at least one sample, got 0")
-        out = self.predict(x, batch_size)
-        result = {"loss": float(self._loss(y, out) + self.penalty(self.params))}
-        for name, fn in self.metric_fns:
-            result[name] = self._metric(fn, y, out)
-        return result
+        comm = self._inference_comm(distributed, x, "Model.evaluate", y)
+        if comm.size == 1:
+            out = self._local_outputs(x, batch_size)
+            result = {"loss": float(self._loss(y, out) + self.penalty(self.params))}
+            for name, fn in self.metric_fns:
+                result[name] = self._metric(fn, y, out)
+            return result
+        with fail_together(comm):
+            lo, hi = shard_bounds(len(x), comm.rank, comm.size)
+            sums = np.zeros(1 + len(self.metric_fns))
+            if hi > lo:
+                out = self._local_outputs(x[lo:hi], batch_size)
+                sums[0] = float(self._loss(y[lo:hi], out)) * (hi - lo)
+                sums[1:] = list(self._metric_sums(y[lo:hi], out).values())
+            sums = comm.allreduce(sums) / len(x)
+            result = {"loss": float(sums[0] + self.penalty(self.params))}
+            result.update({name: float(v) for (name, _), v in zip(self.metric_fns, sums[1:])})
+            return result
 
     def __call__(self, x: Any, training: bool | None = None, rng: Any = None) -> Any:
         """The network on x (built from x's shape on first use, as Keras builds a model)."""
@@ -388,14 +548,23 @@ class Model(Sequential):
         return super().__call__(x, training, rng)
 
     # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str) -> None:
-        """Architecture (JSON) and weights (npz) in one file, written atomically. Classes and
+    def save(self, path: str, all_ranks: bool = False) -> None:
+        """Architecture (JSON) and weights (npz) in one file, written atomically, with the
+        optimizer state and ``training_progress`` when there are. Classes and
         functions of one's own (layers, losses, metrics, optimizers, activations) are saved by
         name (``load_model(path, custom_objects=...)`` rebuilds them); what no name can bring
         back (a lambda, two objects of one name, a config that does not rebuild the object) is
-        refused before any file is written (pearlnet.train.io)."""
+        refused before any file is written (pearlnet.train.io).
+
+        After or during a data-parallel fit only rank 0 writes (the replicas are identical;
+        every rank may call it); ``all_ranks=True`` writes on every rank that calls it (a path
+        of each rank's own). Call ``distributed.world().barrier()`` before another rank reads
+        the file."""
         from .io import save_model
 
+        comm = self._comm
+        if comm is not None and comm.size > 1 and comm.rank != 0 and not all_ranks:
+            return
         save_model(self, path)
 
 

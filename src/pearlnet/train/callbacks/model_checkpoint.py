@@ -11,7 +11,14 @@ class ModelCheckpoint(Callback):
     """Save to ``path`` (formatted with ``epoch`` and the logs, e.g. "model-{epoch:02d}.pnl")
     at each epoch end; with ``save_best_only`` only when ``monitor`` improves (a decrease for
     losses, an increase for accuracies: ``mode="auto"``; a monitor that is not logged is warned
-    about, as EarlyStopping does). Saves are atomic (``Model.save``)."""
+    about, as EarlyStopping does).
+
+    The file is a whole restart point: the weights, the optimizer's state (Hessian-free's
+    damping and CG warm start included) and ``training_progress`` (the seed and the epochs
+    done), from which ``fit(..., initial_epoch=progress["epoch"], seed=progress["seed"])``
+    continues to the result the uninterrupted run reaches. Saves are atomic (a kill during a
+    write leaves the previous file). In a data-parallel fit rank 0 writes, and every rank
+    waits at a barrier until it has."""
 
     def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
@@ -36,3 +43,6 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         self.model.save(self.path.format(epoch=epoch + 1, **logs))
+        comm = getattr(self.model, "_comm", None)
+        if comm is not None and comm.size > 1:
+            comm.barrier()  # no rank runs past a checkpoint rank 0 is still writing
