@@ -498,3 +498,52 @@ def test_demo_refuses_a_negative_seed(capsys):
         demo.main(["--seed", "-1"])
     assert exit_info.value.code == 2
     assert "argument --seed: must be a non-negative integer, got -1" in capsys.readouterr().err
+
+
+# ---- checkpoints and --resume (issue 21) ----------------------------------------------------
+def test_a_killed_training_resumes_bit_identical(tmp_path, capsys, monkeypatch):
+    import pearlnet
+    from pearlnet.train import ModelCheckpoint
+
+    base = ["train", "--dataset", "digits", "--epochs", "5", "--dropout", "0.2", "--quiet"]
+    assert cli.main(base + ["--save", str(tmp_path / "whole.pnl")]) == 0
+    checkpoint = str(tmp_path / "run.pnl")
+    save = ModelCheckpoint.on_epoch_end
+
+    def killed_after_epoch_2(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt  # the job dies after the checkpoint of epoch 2
+
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(base + ["--checkpoint", checkpoint])
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", save)
+    assert pearlnet.load_model(checkpoint).training_progress["epoch"] == 2
+    capsys.readouterr()
+    assert cli.main(base + ["--checkpoint", checkpoint, "--resume",
+                            "--save", str(tmp_path / "resumed.pnl")]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    whole = pearlnet.load_model(tmp_path / "whole.pnl")
+    resumed = pearlnet.load_model(tmp_path / "resumed.pnl")
+    for name, params in whole.params.items():
+        for key, value in params.items():
+            np.testing.assert_array_equal(resumed.params[name][key], value)
+
+
+def test_resume_without_a_checkpoint_starts_afresh_and_other_options_are_refused(tmp_path,
+                                                                                capsys):
+    checkpoint = str(tmp_path / "run.pnl")
+    base = ["train", "--dataset", "digits", "--epochs", "2", "--quiet"]
+    assert cli.main(base + ["--checkpoint", checkpoint, "--resume"]) == 0
+    assert "no checkpoint at" in capsys.readouterr().out
+    for other, names in ((["--epochs", "3"], "total_steps"),
+                         (["--epochs", "2", "--layers", "64"], "units=64")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(base[:3] + other + ["--quiet", "--checkpoint", checkpoint, "--resume"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "was written by another run" in err and names in err
+    with pytest.raises(SystemExit):
+        cli.main(base + ["--resume"])
+    assert "give --checkpoint PATH too" in capsys.readouterr().err

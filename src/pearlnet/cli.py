@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-split", type=_fraction, default=0.0)
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--save", metavar="PATH", help="write the trained model here (.pnl)")
+    train.add_argument("--checkpoint", metavar="PATH",
+                       help="write a restart point here after every epoch (weights, optimizer "
+                            "state, seed and epochs done; atomic)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint PATH when it exists (the run then ends "
+                            "where the uninterrupted run ends); start afresh when it does not")
     train.add_argument("--data-root", metavar="DIR", help="folder holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download data")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -352,6 +358,10 @@ def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     check_validation_split(parser, args.validation_split, args.dataset)
     if args.save is not None:
         check_output_file(parser, "--save", args.save)
+    if args.resume and args.checkpoint is None:
+        parser.error("--resume continues from a checkpoint: give --checkpoint PATH too")
+    if args.checkpoint is not None:
+        check_output_file(parser, "--checkpoint", args.checkpoint)
 
 
 def check_model_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -445,9 +455,65 @@ def _as_model_input(model: Any, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _say(*args: Any, **kwargs: Any) -> None:
+    """print, on rank 0 only (under mpiexec every rank runs the command)."""
+    from pearlnet import distributed
+
+    if distributed.world().rank == 0:
+        print(*args, **kwargs)
+
+
+def resume_from(parser: argparse.ArgumentParser, path: str, model: Any) -> tuple[Any, int, int]:
+    """(the checkpoint's model, epochs done, seed) for --resume, or exit 2 when the file is
+    not a checkpoint of the model these options build."""
+    import pearlnet
+
+    try:
+        saved = pearlnet.load_model(path)
+    except (ValueError, OSError) as err:
+        parser.error(f"argument --checkpoint: cannot resume from {path!r}: {err}")
+    progress = saved.training_progress
+    if not progress or saved.optimizer is None:
+        parser.error(f"argument --checkpoint: {path!r} is a model file but not a checkpoint "
+                     f"(no training progress or optimizer state): it was not written by "
+                     f"--checkpoint")
+    # a resumed run ends where the uninterrupted one ends only if it is the same run: the
+    # same layers and weights' shapes, and the same optimizer (a cosine schedule's length
+    # comes from --epochs)
+    differences = []
+    mine, theirs = _architecture(model), _architecture(saved)
+    if mine != theirs:
+        at = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b),
+                  min(len(mine), len(theirs)))
+        got = theirs[at][2] if at < len(theirs) else "no layer"
+        want = mine[at][2] if at < len(mine) else "no layer"
+        differences.append(f"{len(theirs)} layers, layer {at + 1} {got} (these options: "
+                           f"{len(mine)} layers, layer {at + 1} {want})")
+    if _ADDRESS.sub("", repr(saved.optimizer)) != _ADDRESS.sub("", repr(model.optimizer)):
+        differences.append(f"optimizer {saved.optimizer!r} (these options: "
+                           f"{model.optimizer!r})")
+    if differences:
+        parser.error(f"argument --checkpoint: {path!r} was written by another run: "
+                     f"{'; '.join(differences)}; resume with the options of the run that "
+                     f"wrote it")
+    return saved, int(progress["epoch"]), int(progress["seed"])
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _architecture(model: Any) -> list:
+    """Each layer's class, name, config and weight shapes (what --resume compares)."""
+    from pearlnet.autodiff import tree_flatten
+
+    return [(type(layer).__name__, layer.name, repr(layer),
+             [np.shape(a) for a in tree_flatten(layer.params)[0]]) for layer in model.layers]
+
+
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from pearlnet import optim
     from pearlnet.optim import schedules
+    from pearlnet.train import ModelCheckpoint
 
     recipe = _recipe(args)
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
@@ -470,31 +536,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.compile(loss="mse", optimizer=opt)
     else:
         model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
+    start, seed = 0, args.seed
+    if args.resume and os.path.exists(args.checkpoint):
+        model, start, seed = resume_from(parser or build_parser(), args.checkpoint, model)
+        _say(f"pearlnet train: resuming from {args.checkpoint} after epoch {start} of "
+             f"{recipe['epochs']}", flush=True)
+    elif args.resume:
+        _say(f"pearlnet train: no checkpoint at {args.checkpoint} yet; starting afresh",
+             flush=True)
+    from pearlnet import distributed
+
+    ranks = distributed.world().size
     decay = f", weight decay {opt.weight_decay:g}" if getattr(opt, "weight_decay", 0) else ""
     step = "" if hessian_free else f" lr {recipe['lr']:g} ({recipe['schedule']}){decay}"
-    print(f"pearlnet train: {args.model} on {args.dataset}, {len(x_train)} training and "
-          f"{len(x_test)} test {'series' if regression else 'images'}; "
-          f"{model.count_params():,} parameters; {args.optimizer}{step}, "
-          f"batch {recipe['batch_size']}, "
-          f"{recipe['epochs']} epochs",
-          flush=True)
+    _say(f"pearlnet train: {args.model} on {args.dataset}, {len(x_train)} training and "
+         f"{len(x_test)} test {'series' if regression else 'images'}; "
+         f"{model.count_params():,} parameters; {args.optimizer}{step}, "
+         f"batch {recipe['batch_size']}, "
+         f"{recipe['epochs']} epochs" + (f"; data-parallel on {ranks} ranks" if ranks > 1
+                                         else ""),
+         flush=True)
+    callbacks = [] if args.checkpoint is None else [ModelCheckpoint(args.checkpoint)]
     t0 = time.perf_counter()
     model.fit(x_train, y_train, batch_size=recipe["batch_size"], epochs=recipe["epochs"],
               validation_split=args.validation_split, verbose=0 if args.quiet else 1,
-              seed=args.seed)
+              seed=seed, initial_epoch=min(start, recipe["epochs"]), callbacks=callbacks)
     seconds = time.perf_counter() - t0
     result = model.evaluate(x_test, y_test)
     if regression:
         from pearlnet.data import last_value_mse
 
-        print(f"test mean squared error {result['loss']:.5f} (repeating the last value: "
-              f"{last_value_mse(x_test, y_test):.5f}) after {seconds:.1f} s of training")
+        _say(f"test mean squared error {result['loss']:.5f} (repeating the last value: "
+             f"{last_value_mse(x_test, y_test):.5f}) after {seconds:.1f} s of training")
     else:
-        print(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
-              f"after {seconds:.1f} s of training")
+        _say(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
+             f"after {seconds:.1f} s of training")
     if args.save is not None:
         model.save(args.save)
-        print(f"saved to {args.save}")
+        _say(f"saved to {args.save}")
     return 0
 
 
@@ -571,7 +650,7 @@ def cmd_evaluate(args: argparse.Namespace, model: Any) -> int:
     line = f"{args.dataset} test: {', '.join(figures)}"
     if model.loss_fn is None:
         line += " (the model was saved without compile: no loss)"
-    print(line)
+    _say(line)
     return 0
 
 
@@ -673,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model_arg(parser, args.model)
     try:
         if args.command == "train":
-            return cmd_train(args)
+            return cmd_train(args, parser)
         if args.command == "evaluate":
             return cmd_evaluate(args, model)
         if args.command == "autoencoder":
