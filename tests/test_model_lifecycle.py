@@ -250,3 +250,20 @@ def test_validation_data_with_sample_weights_is_refused_by_name(rng):
     with pytest.raises(ValueError, match=r"validation_data must be a pair \(x_val, y_val\), got "
                                          r"a tuple of 3; sample weights are not supported"):
         m.fit(x, y, validation_data=(x, y, np.ones(64)), verbose=0)
+
+
+# -- layer settings that are not what they claim (found by the model-file fuzz) ------------------
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.Dense(3, use_bias="x"), "Dense: use_bias must be True or False, got 'x'"),
+    (lambda: nn.Conv2D(3, 2, use_bias=0), "Conv2D: use_bias must be True or False, got 0"),
+    (lambda: nn.BatchNorm(epsilon=True), "BatchNorm: epsilon must be a number, got True"),
+    (lambda: nn.BatchNorm(axis=True), "BatchNorm: axis must be an integer, got True"),
+    (lambda: nn.Dropout("x"), "Dropout: p must be a number, got 'x'"),
+    (lambda: nn.LSTM(4, return_sequences=""), "LSTM: return_sequences must be True or False"),
+    (lambda: nn.LSTM(4, go_backwards=[]), "LSTM: go_backwards must be True or False"),
+    (lambda: nn.LSTM(4, peephole="x"), "LSTM: peephole must be True or False"),
+    (lambda: nn.LSTM(4, unit_forget_bias=1), "LSTM: unit_forget_bias must be True or False"),
+])
+def test_layer_flags_and_numbers_are_checked(make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()

@@ -20,7 +20,7 @@ from pearlnet.numpy.conv import _padding, _pair, conv_output_size
 from . import activations as act
 from . import initializers, regularizers
 from .layers import initializer_config, kernel_and_bias_penalty
-from .module import Module
+from .module import Module, flag
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "Conv2D", "MaxPool2D",
            "AvgPool2D", "GlobalAvgPool2D"]
@@ -198,7 +198,7 @@ class Conv2D(Module):
         else:
             self.padding = _padding(padding, "Conv2D")
         self.activation = act.get(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag(type(self).__name__, "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)

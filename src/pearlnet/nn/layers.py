@@ -15,7 +15,7 @@ from pearlnet.distributed import batch_counts, batch_sum
 
 from . import activations as act
 from . import initializers, regularizers
-from .module import Module, as_rng
+from .module import Module, as_rng, flag, number
 from .random import keep_mask
 
 __all__ = ["Dense", "Dropout", "BatchNorm", "Flatten", "Standardize", "Activation", "PReLU",
@@ -88,7 +88,7 @@ class Dense(Module):
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = int(units)
         self.activation = act.get(activation)
-        self.use_bias = use_bias
+        self.use_bias = flag("Dense", "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -134,9 +134,10 @@ class Dropout(Module):
 
     def __init__(self, p: float, input_shape: tuple | None = None, name: str | None = None) -> None:
         super().__init__(input_shape, name)
+        p = number("Dropout", "p", p)
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = p
 
     def forward(self, params, x, *, state=None, training=False, rng=None):
         """In training, ``rng`` is a seed, a Generator, or the ``SampleStream`` that
@@ -176,6 +177,9 @@ class BatchNorm(Module):
                  input_shape: tuple | None = None, name: str | None = None,
                  dtype: Any = np.float32) -> None:
         super().__init__(input_shape, name, dtype)
+        momentum, epsilon = number("BatchNorm", "momentum", momentum), number(
+            "BatchNorm", "epsilon", epsilon)
+        axis = number("BatchNorm", "axis", axis, integer=True)
         if not 0 <= momentum < 1:
             raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
         if not 0 < epsilon < math.inf:

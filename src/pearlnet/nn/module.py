@@ -22,7 +22,25 @@ from pearlnet.autodiff import ravel
 
 from .random import SampleStream
 
-__all__ = ["Module", "Sequential", "as_rng"]
+__all__ = ["Module", "Sequential", "as_rng", "flag", "number"]
+
+
+def flag(owner: str, name: str, value: Any) -> bool:
+    """A layer's on/off setting: True or False, nothing else (``use_bias="x"`` or 0 would
+    otherwise pass for a bool, and a loaded file could switch a layer silently)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def number(owner: str, name: str, value: Any, integer: bool = False) -> Any:
+    """A layer's numeric setting as a Python int or float; a bool or a non-number is a
+    ValueError naming the layer (True would otherwise pass for 1)."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def as_rng(seed: Any) -> Any:

@@ -39,7 +39,7 @@ from pearlnet.autodiff import Tracer
 from . import activations as act
 from . import initializers
 from .layers import initializer_name
-from .module import Module
+from .module import Module, flag
 
 __all__ = ["RNN", "LSTM", "GRU", "Bidirectional"]
 
@@ -110,10 +110,10 @@ class _Recurrent(Module):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"{kind}: units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.use_bias = bool(use_bias)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
+        self.use_bias = flag(kind, "use_bias", use_bias)
+        self.return_sequences = flag(kind, "return_sequences", return_sequences)
+        self.return_state = flag(kind, "return_state", return_state)
+        self.go_backwards = flag(kind, "go_backwards", go_backwards)
         self._init_specs = {"kernel_initializer": kernel_initializer,
                             "recurrent_initializer": recurrent_initializer,
                             "bias_initializer": bias_initializer}
@@ -290,8 +290,8 @@ class LSTM(_Recurrent):
     def __init__(self, units: int, peephole: bool = False, unit_forget_bias: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(units, **kwargs)
-        self.peephole = bool(peephole)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.peephole = flag(type(self).__name__, "peephole", peephole)
+        self.unit_forget_bias = flag(type(self).__name__, "unit_forget_bias", unit_forget_bias)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         shape = super().build(input_shape, rng)
