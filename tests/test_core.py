@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pearlnet.autodiff.core import ForwardTrace, Primitive, ReverseTrace, Tracer, strip
+from pearlnet.autodiff.core import ForwardTrace, Primitive, ReverseTrace, Tracer, primitives, strip
 
 # a tiny scalar backend: mul, add, sin, cos on floats, rules written with these primitives
 fmul = Primitive("test_core.mul", lambda x, y: x * y)
@@ -156,9 +156,66 @@ def test_a_chain_of_20000_operations_does_not_recurse(order):
         assert tangent == 0.0
 
 
-def test_duplicate_primitive_names_are_refused():
-    with pytest.raises(ValueError, match="exists already"):
+def test_a_name_clash_between_definitions_is_refused_naming_both():
+    # another impl in this module (not the same definition run again)
+    with pytest.raises(ValueError, match=r"'test_core.mul' exists already, defined in "
+                                         r"test_core \(impl <lambda>\); this one comes from "
+                                         r"test_core \(impl .*<locals>.<lambda>\).*replace=True"):
         Primitive("test_core.mul", lambda x, y: x * y)
+    # another module's primitive of the same name
+    code = "from pearlnet.autodiff.core import Primitive\nPrimitive('test_core.mul', abs)\n"
+    with pytest.raises(ValueError, match="defined in test_core .* comes from other_module"):
+        exec(compile(code, "other_module.py", "exec"), {"__name__": "other_module"})
+    assert primitives["test_core.mul"] is fmul
+
+
+def _cube(x):
+    return x * x * x
+
+
+def _define_cube():
+    return Primitive("test_core.cube", _cube)
+
+
+def test_running_a_definition_again_replaces_it():
+    # a notebook cell run twice: same module, same impl name
+    first = _define_cube()
+    first.defvjp(lambda g, ans, x: fmul(g, 3 * x * x))
+    second = _define_cube()
+    assert primitives["test_core.cube"] is second and second is not first
+    # replace=True replaces whatever was there
+    third = Primitive("test_core.cube", lambda x: x ** 3, replace=True)
+    assert primitives["test_core.cube"] is third
+    del primitives["test_core.cube"]
+
+
+def test_a_missing_rule_names_the_primitive_and_the_argument():
+    bare = Primitive("test_core.bare", lambda x: x * x * x)
+    half = Primitive("test_core.half", lambda x, y: x * y)  # rules for argument 0 only
+    half.defvjp(_mul_vjp_x)
+    half.defjvp(_mul_jvp_x)
+    try:
+        with pytest.raises(NotImplementedError, match=r"no reverse rule for 'test_core.bare' "
+                                                      r"\(argument 0\)"):
+            scalar_grad(bare)(2.0)
+        with pytest.raises(NotImplementedError, match=r"no forward rule for 'test_core.bare' "
+                                                      r"\(argument 0\)"):
+            scalar_jvp(bare, 2.0, 1.0)
+        with pytest.raises(NotImplementedError, match=r"no reverse rule for 'test_core.half' "
+                                                      r"\(argument 1\)"):
+            scalar_grad(lambda y: half(3.0, y))(2.0)
+        with pytest.raises(NotImplementedError, match=r"no forward rule for 'test_core.half' "
+                                                      r"\(argument 1\)"):
+            scalar_jvp(lambda y: half(3.0, y), 2.0, 1.0)
+        # the recorded tape's forward walk (linearize) says the same
+        trace = ReverseTrace()
+        y = trace.new_input(2.0)
+        out = half(3.0, y)
+        with pytest.raises(NotImplementedError, match="no forward rule for 'test_core.half'"):
+            trace.forward([(y.index, 1.0)], [out.index])
+        assert scalar_grad(lambda x: half(x, 3.0))(2.0) == 3.0  # argument 0 has its rule
+    finally:
+        del primitives["test_core.bare"], primitives["test_core.half"]
 
 
 # sin(x) * cos(y) as one primitive whose reverse rules share sin and cos: a joint rule serves

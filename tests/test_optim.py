@@ -520,14 +520,15 @@ def test_bad_learning_rate_assignment_and_schedule():
 
 
 @pytest.mark.parametrize("grads,state,match", [
-    ({"W": G0["W"]}, None, r"Adam.update: grads must have the structure of params"),
-    ([G0["W"], G0["b"]], None, r"Adam.update: grads must have the structure of params"),
+    ({"W": G0["W"]}, None, r"Adam.update: grads has structure .*, expected "),
+    ([G0["W"], G0["b"]], None, r"Adam.update: grads has structure .*, expected "),
     ({"W": G0["W"].T[:1], "b": G0["b"]}, None,
      r"Adam.update: grads leaf W must have the shape of its parameter, \(2, 2\), got \(1, 2\)"),
     ({"W": G0["W"], "b": G0["b"] * 1j}, None, "Adam.update: grads leaf b must be real"),
     (G0, {"step": 0}, "Adam.update: state has no 'm' entry"),
     (G0, {"step": -1, "m": ZERO, "v": ZERO}, r"Adam.update: state\['step'\]"),
-    (G0, {"step": 0, "m": {"W": ZERO["W"]}, "v": ZERO}, r"Adam.update: state\['m'\] must "),
+    (G0, {"step": 0, "m": {"W": ZERO["W"]}, "v": ZERO},
+     r"Adam.update: state\['m'\] has structure "),
     (G0, [], "Adam.update: state must be the dict returned by Adam.init"),
 ])
 def test_bad_update_arguments(grads, state, match):

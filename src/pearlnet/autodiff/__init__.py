@@ -15,9 +15,17 @@ from .transforms import (  # noqa: F401
     value_and_grad,
     vjp,
 )
-from .tree import ravel, tree_flatten, tree_map, tree_unflatten  # noqa: F401
+from .tree import (  # noqa: F401
+    TreeDef,
+    ravel,
+    tree_flatten,
+    tree_leaves_like,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+)
 
 __all__ = ["Primitive", "Tracer", "primitives", "strip", "grad", "value_and_grad", "vjp", "jvp",
            "linearize", "hvp", "hvp_operator", "gauss_newton_vp", "gauss_newton_operator",
-           "jacobian", "hessian", "ravel", "tree_flatten", "tree_map",
-           "tree_unflatten", "check"]
+           "jacobian", "hessian", "ravel", "tree_flatten", "tree_map", "tree_unflatten",
+           "tree_structure", "tree_leaves_like", "TreeDef", "check"]

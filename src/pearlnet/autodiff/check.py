@@ -6,7 +6,11 @@ For random directions p, the automatic-differentiation result is compared with
 (b) central differences (f(x + eps p) - f(x - eps p)) / (2 eps) with eps = cbrt(machine eps);
 (c) the complex step Im f(x + i eps p) / eps with eps = 1e-20 (formula 7; Squire & Trapp 1998),
     which has no subtraction and so agrees to about machine precision.
-The numerical side always runs in float64 / complex128, whatever the dtype of x.
+The numerical side always runs in float64 / complex128, whatever the dtype of x, and inside
+``complex_step()``: functions with kinks then compute the analytic continuation on plain complex
+arrays, the function automatic differentiation differentiates (see pearlnet.numpy).
+f must return a scalar (check_grad, check_hvp) or an array or tree of arrays (check_jvp); a
+function returning None (a forgotten ``return``), a tuple or a dict is refused with a TypeError.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .transforms import grad, hvp, jvp
-from .tree import ravel
+from pearlnet.numpy._util import complex_step
 
-__all__ = ["GradientCheckError", "CheckReport", "check_grad", "check_hvp", "check_jvp"]
+from .transforms import _grad, _hvp, _jvp
+from .tree import ravel, tree_leaves_like, tree_structure
+
+__all__ = ["GradientCheckError", "CheckReport", "check_grad", "check_hvp", "check_jvp",
+           "complex_step"]
 
 METHODS = ("forward", "central", "complex")
 
@@ -83,12 +90,22 @@ def _defaults(method: str, eps: float | None, rtol: float | None, atol: float | 
 
 
 def _numeric(fun: Callable, x: np.ndarray, p: np.ndarray, method: str, eps: float) -> Any:
-    """The directional derivative of fun at x along p by the chosen formula (float64)."""
-    if method == "complex":
-        return np.imag(fun(x.astype(np.complex128) + 1j * eps * p)) / eps
-    if method == "central":
-        return (np.asarray(fun(x + eps * p)) - np.asarray(fun(x - eps * p))) / (2 * eps)
-    return (np.asarray(fun(x + eps * p)) - np.asarray(fun(x))) / eps
+    """The directional derivative of fun at x along p by the chosen formula (float64), with
+    kinked functions continued analytically on complex input (what AD differentiates)."""
+    with complex_step():
+        if method == "complex":
+            return np.imag(fun(x.astype(np.complex128) + 1j * eps * p)) / eps
+        if method == "central":
+            return (np.asarray(fun(x + eps * p)) - np.asarray(fun(x - eps * p))) / (2 * eps)
+        return (np.asarray(fun(x + eps * p)) - np.asarray(fun(x))) / eps
+
+
+def _flat_like(treedef: Any, tree: Any, who: str, what: str) -> np.ndarray:
+    """The leaves of tree, in treedef's order (dicts by key), as one vector."""
+    leaves = tree_leaves_like(treedef, tree, who, what)
+    if not leaves:
+        return np.zeros(0)
+    return np.concatenate([np.ravel(np.asarray(leaf)) for leaf in leaves])
 
 
 def _compare(report: CheckReport, ad: Any, num: Any, k: int) -> None:
@@ -129,7 +146,8 @@ def check_grad(f: Callable, x: Any, method: str = "complex", eps: float | None =
     flat, unravel, ps = _setup(x, directions, seed)
     eps, rtol, atol = _defaults(method, eps, rtol, atol, flat.dtype)
     report = CheckReport("check_grad", method, eps, rtol, atol)
-    g = np.asarray(ravel(grad(f)(x))[0])
+    g = _flat_like(tree_structure(x), _grad(f, 0, False, "check_grad")(x), "check_grad",
+                   "the gradient")
     hi = flat.astype(np.complex128 if np.iscomplexobj(flat) else np.float64)
 
     def fun(z):
@@ -149,13 +167,15 @@ def check_hvp(f: Callable, x: Any, method: str = "complex", eps: float | None = 
     eps, rtol, atol = _defaults(method, eps, rtol, atol, flat.dtype)
     report = CheckReport("check_hvp", method, eps, rtol, atol)
     hi = flat.astype(np.complex128 if np.iscomplexobj(flat) else np.float64)
-    g = grad(f)
+    g = _grad(f, 0, False, "check_hvp")
+    xdef = tree_structure(x)
 
     def fun(z):
-        return np.asarray(ravel(g(unravel(z)))[0])
+        return _flat_like(xdef, g(unravel(z)), "check_hvp", "the gradient")
 
     for k, p in enumerate(ps):
-        ad = np.asarray(ravel(hvp(f, x, unravel(p.astype(flat.dtype))))[0])
+        hv = _hvp(f, x, unravel(p.astype(flat.dtype)), "check_hvp")
+        ad = _flat_like(xdef, hv, "check_hvp", "H v")
         _compare(report, ad, _numeric(fun, hi, p, method, eps), k)
     return report
 
@@ -169,11 +189,14 @@ def check_jvp(f: Callable, x: Any, method: str = "complex", eps: float | None = 
     eps, rtol, atol = _defaults(method, eps, rtol, atol, flat.dtype)
     report = CheckReport("check_jvp", method, eps, rtol, atol)
     hi = flat.astype(np.complex128 if np.iscomplexobj(flat) else np.float64)
+    out_def = None  # the structure of f's output, set by the forward-mode pass
 
     def fun(z):
-        return np.asarray(ravel(f(unravel(z)))[0])
+        return _flat_like(out_def, f(unravel(z)), "check_jvp", "f's output")
 
     for k, p in enumerate(ps):
-        ad = np.asarray(ravel(jvp(f, (x,), (unravel(p.astype(flat.dtype)),))[1])[0])
-        _compare(report, ad, _numeric(fun, hi, p, method, eps), k)
+        t = _jvp(f, (x,), (unravel(p.astype(flat.dtype)),), False, "check_jvp")[1]
+        out_def = tree_structure(t)
+        _compare(report, _flat_like(out_def, t, "check_jvp", "J v"),
+                 _numeric(fun, hi, p, method, eps), k)
     return report

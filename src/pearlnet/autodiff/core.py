@@ -17,18 +17,12 @@ the end of the tape to its start, never a recursion, so chains of any length dif
 from __future__ import annotations
 
 import itertools
+import operator
+import sys
 from typing import Any, Callable
 
-__all__ = [
-    "Primitive",
-    "Tracer",
-    "ReverseTrace",
-    "ForwardTrace",
-    "ReverseTracer",
-    "ForwardTracer",
-    "new_level",
-    "primitives",
-]
+__all__ = ["Primitive", "Tracer", "ReverseTrace", "ForwardTrace", "ReverseTracer", "ForwardTracer",
+           "new_level", "primitives"]
 
 _levels = itertools.count(1)
 
@@ -36,14 +30,10 @@ _levels = itertools.count(1)
 primitives: dict[str, Primitive] = {}
 
 
-def _add_new(total: Any, c: Any) -> Any:
-    return total + c
-
-
 #: ``add_into(total, c)``: total + c where the backward pass owns ``total`` (it made the array
 #: and nobody else holds it), so the sum may overwrite it; the array layer installs an in-place
 #: add. The default makes a new sum.
-add_into: list[Callable] = [_add_new]
+add_into: list[Callable] = [operator.add]
 
 
 def new_level() -> int:
@@ -57,40 +47,47 @@ class Primitive:
     ``vjps[i](g, ans, *args, **params)`` returns the cotangent of argument i given the output
     cotangent g; ``jvps[i](t, ans, *args, **params)`` returns the output tangent contributed by
     the tangent t of argument i. A rule of ``None`` marks an argument as not differentiable
-    (an index, a condition). A primitive with ``differentiable=False`` (comparisons, argmax,
-    stop_gradient) strips every tracer and returns a plain value.
+    (an index, a condition); a missing rule is a NotImplementedError naming the primitive when a
+    transform needs it. A primitive with ``differentiable=False`` (comparisons, argmax,
+    stop_gradient) strips every tracer and returns a plain value. A name is defined once:
+    running the same definition again (same module, same impl name: a notebook cell, a reloaded
+    module) or ``replace=True`` replaces the registered primitive; another clash is an error.
     """
 
-    __slots__ = ("name", "impl", "vjps", "jvps", "differentiable", "output_spec", "vjp_into",
-                 "vjp_joint", "jvp_joint")
+    __slots__ = ("name", "impl", "eager", "module", "vjps", "jvps", "differentiable",
+                 "output_spec", "vjp_into", "vjp_joint", "jvp_joint")
 
-    def __init__(self, name: str, impl: Callable, differentiable: bool = True) -> None:
-        if name in primitives:
-            raise ValueError(f"Primitive: a primitive named {name!r} exists already")
-        self.name = name
-        self.impl = impl
-        self.vjps: tuple = ()
-        self.jvps: tuple = ()
+    def __init__(self, name: str, impl: Callable, differentiable: bool = True, *,
+                 replace: bool = False) -> None:
+        module = sys._getframe(1).f_globals.get("__name__", "?")  # the defining module
+        old = primitives.get(name)
+        if old is not None and not replace:
+            was, now = (getattr(f, "__qualname__", repr(f)) for f in (old.impl, impl))
+            if (old.module, was) != (module, now):
+                raise ValueError(f"Primitive: a primitive named {name!r} exists already, defined "
+                                 f"in {old.module} (impl {was}); this one comes from {module} "
+                                 f"(impl {now}); pick another name or pass replace=True")
+        self.name, self.impl, self.module = name, impl, module
         self.differentiable = differentiable
-        # (shape, dtype) of the output from the arguments (None: compute now), for primitives
-        # whose forward rules never read the output: forward mode then computes the output
-        # only when it is read (the primal gradient under hvp = jvp(grad) never is)
+        # run by a call with no tracer among its arguments (the traces run impl); the array
+        # layer installs NumPy's own result for plain complex input here (pearlnet.numpy)
+        self.eager = impl
+        self.vjps: Any = ()  # a tuple of rules, or a _Variadic table
+        self.jvps: Any = ()
+        # (shape, dtype) of the output from the arguments (None: compute now), where no forward
+        # rule reads the output: forward mode computes it when read (under hvp, never)
         self.output_spec: Callable | None = None
-        # ``vjp_into(total, g, ans, *args, **params)``: the reverse rule of argument 0 fused
-        # with the accumulation, for primitives whose cotangent is mostly zeros (an indexing
-        # op): adds it into ``total``, an array the backward pass owns, or into fresh zeros when
-        # total is None, and returns the sum; NotImplemented when it cannot (then the plain
-        # rule runs)
+        # ``vjp_into(total, g, ans, *args, **params)``: argument 0's reverse rule added into
+        # ``total`` (owned by the backward pass; None: fresh zeros), for a mostly-zero cotangent
+        # (indexing); NotImplemented when it cannot (then the plain rule runs)
         self.vjp_into: Callable | None = None
         # ``vjp_joint(g, ans, *args, **params)``: the cotangents of all arguments at once (a
-        # sequence, one per argument), for primitives whose per-argument rules would each
-        # recompute a shared part (an LSTM cell: the cotangent of its state); used when more
-        # than one argument is traced
+        # sequence), for primitives whose per-argument rules would each recompute a shared
+        # part (an LSTM cell: the cotangent of its state); used when several are traced
         self.vjp_joint: Callable | None = None
         # ``jvp_joint(tangents, ans, *args, **params)``: the output tangent from the tangents
-        # of all arguments at once (a list, None where an argument has none), for primitives of
-        # many arguments whose per-argument rules would each build an output-sized array
-        # (concatenate: T time steps would cost T full concatenations, not one)
+        # of all arguments at once (a list, None where an argument has none), where per-argument
+        # rules would each build an output-sized array (concatenate of T time steps)
         self.jvp_joint: Callable | None = None
         primitives[name] = self
 
@@ -100,7 +97,7 @@ class Primitive:
             if isinstance(a, Tracer) and (top is None or a.trace.level > top.level):
                 top = a.trace
         if top is None:
-            return self.impl(*args, **params)
+            return self.eager(*args, **params)
         if not self.differentiable:
             return self.impl(*[strip(a) for a in args], **params)
         return top.process(self, args, params)
@@ -124,6 +121,12 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
+
+
+def _no_rule(prim: Primitive, argnum: int, reverse: bool) -> NotImplementedError:
+    kind, method = ("reverse", "defvjp") if reverse else ("forward", "defjvp")
+    return NotImplementedError(f"no {kind} rule for {prim.name!r} (argument {argnum}): define it "
+                               f"with {method} (a rule of None: not differentiable)")
 
 
 class _Variadic:
@@ -184,7 +187,7 @@ class ReverseTracer(Tracer):
 
     def __init__(self, value: Any, trace: ReverseTrace, index: int, prim: Any = None,
                  args: Any = (), params: Any = None, parents: tuple = ()) -> None:
-        self.value = value
+        self.value = value  # one assignment per line: faster than tuple unpacking, per op
         self.trace = trace
         self.index = index
         self.prim = prim
@@ -281,7 +284,10 @@ class ReverseTrace:
                     if c is None:
                         continue
                 else:
-                    rule = vjps[parents[k]]
+                    try:
+                        rule = vjps[parents[k]]
+                    except (IndexError, TypeError):
+                        raise _no_rule(prim, parents[k], True) from None
                     if rule is None:
                         continue
                     if into is not None and parents[k] == 0 and (old is None or parent in owned):
@@ -326,7 +332,10 @@ class ReverseTrace:
                 t = tans[parents[k + 1]]
                 if t is None:
                     continue
-                rule = jvps[parents[k]]
+                try:
+                    rule = jvps[parents[k]]
+                except (IndexError, TypeError):
+                    raise _no_rule(prim, parents[k], False) from None
                 if rule is None:
                     continue
                 c = rule(t, node.value, *node.args, **node.params)
@@ -379,7 +388,10 @@ class ForwardTrace:
             return prim.jvp_joint(joint, ans, *vals, **params)
         out = None
         for i, t in tangents:
-            rule = prim.jvps[i]
+            try:
+                rule = prim.jvps[i]
+            except (IndexError, TypeError):
+                raise _no_rule(prim, i, False) from None
             if rule is None:
                 continue
             c = rule(t, ans, *vals, **params)

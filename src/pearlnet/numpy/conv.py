@@ -13,8 +13,10 @@ returned as NCHW views of that batch-last memory, which the next window operatio
 a copy.
 
 ``window_max`` is the max-pooling primitive: the largest entry of each window, decided on the
-real part as every kinked pearlnet function. Its rules route the (co)tangent through the one
-entry that won, with im2col/col2im and a constant 0/1 mask, so they are differentiable again.
+real part as every kinked pearlnet function (for traced values and inside ``complex_step()``;
+plain complex arrays otherwise get NumPy's lexicographic maximum). Its rules route the
+(co)tangent through the one entry that won, with im2col/col2im and a constant 0/1 mask, so they
+are differentiable again.
 On ties the first maximum in row-major window order takes it all (as PyTorch does).
 
 Output size per spatial axis: (H + pad_top + pad_bottom - kh) // stride + 1, rounding down:
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._util import Primitive, real_dtype, shape_of, strip
+from ._util import Primitive, numpy_own, real_dtype, shape_of, strip
 from .elementwise import multiply
 from .shapes import reshape, sum_p, transpose
 
@@ -234,6 +236,16 @@ def _window_max_impl(x, kernel, stride):
 
 
 window_max_p = Primitive("window_max", _window_max_impl)
+
+
+def _window_max_numpy(x, kernel, stride):
+    """NumPy's maximum of each window, lexicographic on complex numbers (plain complex input
+    outside complex_step(); see pearlnet.numpy)."""
+    view = _windows(np.asarray(x).transpose(1, 2, 3, 0), kernel, stride)
+    return view.max(axis=(1, 2)).transpose(3, 0, 1, 2)
+
+
+numpy_own(window_max_p, _window_max_numpy)
 
 
 def _window_max_vjp(g, ans, x, kernel, stride):

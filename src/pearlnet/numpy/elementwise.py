@@ -1,8 +1,13 @@
 """Elementwise primitives and their rules.
 
-Fed complex numbers, each computes the analytic continuation of its real function; the
-piecewise ones (abs, maximum, minimum, sign, the stable sigmoid and softplus) choose their branch
-on the real part, so the complex step Im f(x + ih)/h is exact away from the kinks.
+Fed traced complex numbers (or plain ones inside ``complex_step()``), each computes the analytic
+continuation of its real function; the piecewise ones (abs, maximum, minimum, sign, relu, the
+stable sigmoid and softplus) choose their branch on the real part, so the complex step
+Im f(x + ih)/h is exact away from the kinks. On plain complex arrays outside that mode, those
+whose continuation differs from NumPy's result (abs, sign, relu, maximum, minimum, softplus) give
+NumPy's (``numpy_own``, registered under each); sigmoid's two formulas are one holomorphic
+function, so it has no second meaning. ``real`` and ``imag`` are not complex-linear: their rules
+are JAX's, and the complex step cannot check them.
 Binary operations broadcast like NumPy; ``unbroadcast`` undoes it in the reverse rules.
 """
 
@@ -12,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from ._util import Primitive, real_dtype, shape_of, strip
-from .shapes import broadcast_to, unbroadcast
+from ._util import Primitive, Tracer, dtype_of, numpy_own, real_dtype, shape_of, strip
+from .shapes import astype, broadcast_to, unbroadcast
 
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "exp",
            "log", "log1p", "expm1", "sqrt", "square", "abs", "absolute", "sign", "tanh", "sinh",
            "cosh", "sin", "cos", "sigmoid", "softplus", "relu", "maximum", "minimum", "where",
-           "clip", "reciprocal", "log2", "log10"]
+           "clip", "reciprocal", "log2", "log10", "real", "imag"]
 
 
 def _like_ans(t, ans):
@@ -209,7 +214,7 @@ def _square_deriv(ans, x):
 
 
 def _abs_deriv(ans, x):
-    return sign(x)
+    return _sign_impl(strip(x))  # the continuation's sign, whatever the mode: not sign(x)
 
 
 
@@ -272,6 +277,7 @@ expm1 = _unary("expm1", np.expm1, _expm1_deriv)
 sqrt = _unary("sqrt", np.sqrt, _sqrt_deriv)
 square = _unary("square", np.square, _square_deriv)
 abs = _unary("abs", _abs_impl, _abs_deriv)
+numpy_own(abs, np.abs)  # the modulus
 absolute = abs
 tanh = Primitive("tanh", np.tanh)
 sinh = _unary("sinh", np.sinh, _sinh_deriv)
@@ -280,6 +286,7 @@ sin = _unary("sin", np.sin, _sin_deriv)
 cos = _unary("cos", np.cos, _cos_deriv)
 sigmoid = Primitive("sigmoid", _sigmoid_impl)
 softplus = _unary("softplus", _softplus_impl, _softplus_deriv)
+numpy_own(softplus, lambda x: np.log1p(np.exp(x)))  # the principal log (np.logaddexp is real)
 
 # ---- tanh and sigmoid: the derivative in terms of the output, fused --------------------------
 # tanh' = 1 - y^2 and sigmoid' = y (1 - y) with y the output. Every reverse pass through a
@@ -368,9 +375,15 @@ def _relu_rule(g, ans, x):
 relu = Primitive("relu", _relu_impl)
 relu.defvjp(_relu_rule)
 relu.defjvp(_relu_rule)
+numpy_own(relu, lambda x: np.maximum(x, 0))  # NumPy orders complex numbers lexicographically
 
-sign = Primitive("sign", lambda x: _real_sign(x) if np.iscomplexobj(x) else np.sign(x),
-                 differentiable=False)
+
+def _sign_impl(x):
+    return _real_sign(x) if np.iscomplexobj(x) else np.sign(x)
+
+
+sign = Primitive("sign", _sign_impl, differentiable=False)
+numpy_own(sign, np.sign)  # z / |z|
 
 
 def log2(x: Any) -> Any:  # Python floats: a NumPy float64 scalar would upcast float32
@@ -405,6 +418,8 @@ def _minimum_impl(x, y):
 
 maximum = Primitive("maximum", _maximum_impl)
 minimum = Primitive("minimum", _minimum_impl)
+numpy_own(maximum, np.maximum)  # lexicographic on complex numbers
+numpy_own(minimum, np.minimum)
 
 
 def _make_extremum_rules(prim: Primitive, larger: bool) -> None:
@@ -466,3 +481,50 @@ def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     if a_max is not None:
         x = minimum(x, a_max)
     return x
+
+
+# ---- real and imag ---------------------------------------------------------------------------
+# Not complex-linear, so their rules are JAX's (linear over the reals): forward Re t and Im t;
+# reverse, the cotangent g of Re z is g as a complex number and that of Im z is -i g.
+real_p = Primitive("real", np.real)
+imag_p = Primitive("imag", np.imag)
+
+
+def _real_vjp(g, ans, x):
+    return astype(g, dtype_of(x))
+
+
+def _real_jvp(t, ans, x):
+    return real_p(t)
+
+
+def _imag_vjp(g, ans, x):
+    return multiply(astype(g, dtype_of(x)), -1j)
+
+
+def _imag_jvp(t, ans, x):
+    return imag_p(t)
+
+
+real_p.defvjp(_real_vjp)
+real_p.defjvp(_real_jvp)
+imag_p.defvjp(_imag_vjp)
+imag_p.defjvp(_imag_jvp)
+
+
+def real(x: Any) -> Any:
+    """The real part: NumPy's on plain values; a traced real array itself (its derivatives
+    pass, as through the identity); of a traced complex one, Re z with JAX's rules."""
+    if not isinstance(x, Tracer):
+        return np.real(x)
+    return real_p(x) if dtype_of(x).kind == "c" else x
+
+
+def imag(x: Any) -> Any:
+    """The imaginary part: NumPy's on plain values; of a traced real array, zeros (a constant);
+    of a traced complex one, Im z with JAX's rules."""
+    if not isinstance(x, Tracer):
+        return np.imag(x)
+    if dtype_of(x).kind == "c":
+        return imag_p(x)
+    return np.zeros(shape_of(x), dtype_of(x))

@@ -1,6 +1,8 @@
 """Functions with no derivative to carry: comparisons, arg-reductions, constructors and
-stop_gradient. They strip every tracer and return plain NumPy values. Comparisons decide on the
-real part, like every kinked function, so the complex step sees the branch of the real point."""
+stop_gradient. They strip every tracer and return plain NumPy values. On traced values (and
+inside ``complex_step()``) comparisons and arg-reductions decide on the real part, like every
+kinked function, so the complex step sees the branch of the real point; on plain complex arrays
+they are NumPy's own (lexicographic)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ._util import Primitive, Tracer, shape_of, strip
+from ._util import Primitive, Tracer, continuing, numpy_own, shape_of, strip
 
 __all__ = ["stop_gradient", "greater", "greater_equal", "less", "less_equal", "equal",
            "not_equal", "argmax", "argmin", "argsort", "floor", "ceil", "round", "isfinite",
            "isnan", "zeros_like", "ones_like", "full_like", "shape", "ndim", "size", "array",
-           "asarray", "real", "imag"]
+           "asarray"]
 
 stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
 
@@ -25,7 +27,9 @@ def stop_gradient(x: Any) -> Any:
 
 
 def _comparison(name: str, op) -> Primitive:
-    return Primitive(name, lambda x, y: op(np.real(x), np.real(y)), differentiable=False)
+    prim = Primitive(name, lambda x, y: op(np.real(x), np.real(y)), differentiable=False)
+    numpy_own(prim, op)
+    return prim
 
 
 greater = _comparison("greater", np.greater)
@@ -36,16 +40,21 @@ equal = Primitive("equal", np.equal, differentiable=False)
 not_equal = Primitive("not_equal", np.not_equal, differentiable=False)
 
 
+def _ordered(x: Any) -> Any:
+    """The values an arg-reduction orders: real parts where x continues analytically."""
+    return np.real(strip(x)) if continuing(x) else x
+
+
 def argmax(x: Any, axis: int | None = None) -> np.ndarray:
-    return np.argmax(np.real(strip(x)), axis=axis)
+    return np.argmax(_ordered(x), axis=axis)
 
 
 def argmin(x: Any, axis: int | None = None) -> np.ndarray:
-    return np.argmin(np.real(strip(x)), axis=axis)
+    return np.argmin(_ordered(x), axis=axis)
 
 
 def argsort(x: Any, axis: int = -1) -> np.ndarray:
-    return np.argsort(np.real(strip(x)), axis=axis)
+    return np.argsort(_ordered(x), axis=axis)
 
 
 def floor(x: Any) -> np.ndarray:
@@ -66,18 +75,6 @@ def isfinite(x: Any) -> np.ndarray:
 
 def isnan(x: Any) -> np.ndarray:
     return np.isnan(strip(x))
-
-
-def real(x: Any) -> Any:
-    """The real part; of a real array, the array itself (derivatives pass, as for identity).
-    Of a complex traced value it carries no derivative."""
-    if isinstance(x, Tracer) and np.result_type(strip(x)).kind != "c":
-        return x
-    return np.real(strip(x))
-
-
-def imag(x: Any) -> np.ndarray:
-    return np.imag(strip(x))
 
 
 def zeros_like(x: Any, dtype: Any = None) -> np.ndarray:

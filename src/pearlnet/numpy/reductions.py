@@ -1,5 +1,10 @@
 """Reductions: sum (defined with the shape primitives), max, min, prod, logsumexp, and the
-compositions mean, var, std."""
+compositions mean, var, std.
+
+max and min decide on real parts for traced complex values (and inside ``complex_step()``),
+sharing ties; on plain complex arrays they are NumPy's, as are var and std (NumPy's use
+|x - mean|^2, the continuation (x - mean)^2). logsumexp shifts by the largest real
+part, a positive factor, so its complex value is the principal log of sum(exp(x)) either way."""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ._util import Primitive, normalize_axis, real_dtype, shape_of, strip
+from ._util import (
+    Primitive,
+    normalize_axis,
+    numpy_own,
+    numpy_semantics,
+    real_dtype,
+    shape_of,
+    strip,
+)
 from .elementwise import exp, multiply, sqrt, square, subtract, true_divide, where
 from .shapes import broadcast_to, reshape, sum_p
 
@@ -49,6 +62,10 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    """sum((x - mean)^2) / (n - ddof); of a plain complex array outside complex_step(),
+    NumPy's real sum(|x - mean|^2) / (n - ddof) (std, its square root, follows)."""
+    if numpy_semantics(x):
+        return np.var(x, axis=_axis_param(axis), keepdims=keepdims, ddof=ddof)
     d = subtract(x, mean(x, axis, keepdims=True))
     return true_divide(sum(square(d), axis, keepdims), _count(x, axis) - ddof)
 
@@ -77,6 +94,9 @@ def _extreme_impl(larger: bool):
 
 max_p = Primitive("max", _extreme_impl(True))
 min_p = Primitive("min", _extreme_impl(False))
+# plain complex arrays outside complex_step(): NumPy's lexicographic extreme, one entry
+numpy_own(max_p, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims))
+numpy_own(min_p, lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims))
 
 
 def _make_extreme_rules(prim: Primitive, larger: bool) -> None:

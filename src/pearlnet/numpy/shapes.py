@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, Tracer, normalize_axis, shape_of, strip
+from ._util import Primitive, Tracer, dtype_of, normalize_axis, shape_of, strip
 
 __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
            "stack", "split", "expand_dims", "squeeze", "swapaxes", "moveaxis", "astype",
@@ -342,13 +342,15 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list:
+    """NumPy's split: k equal sections, or the pieces between the given indices; each piece
+    is a slice of x (differentiable)."""
     n = shape_of(x)[axis]
     if isinstance(indices_or_sections, (int, np.integer)):
-        if n % indices_or_sections:
-            raise ValueError(f"split: an axis of size {n} does not divide into "
-                             f"{indices_or_sections} equal sections")
-        step = n // indices_or_sections
-        bounds = list(range(0, n + 1, step))
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(f"split: an axis of size {n} does not divide into {k} equal "
+                             f"sections")
+        bounds = [i * (n // k) for i in range(k + 1)]  # an empty axis: k empty pieces
     else:
         bounds = [0, *[int(i) for i in indices_or_sections], n]
     ndim = len(shape_of(x))
@@ -365,10 +367,19 @@ astype_p = Primitive("astype", lambda x, dtype: np.asarray(x).astype(dtype))
 
 
 def _astype_vjp(g, ans, x, dtype):
-    return astype_p(g, dtype=np.result_type(strip(x)))
+    want = dtype_of(x)
+    if dtype_of(g).kind == "c" and want.kind == "f":
+        if np.dtype(dtype).kind == "c":  # the transpose of a real-to-complex cast: Re (JAX)
+            from .elementwise import real
+            g = real(g)
+        else:  # a real-to-real cast, complex-linear: its complex cotangent stays complex
+            want = np.result_type(want, np.complex64)
+    return astype_p(g, dtype=want)
 
 
 def _astype_jvp(t, ans, x, dtype):
+    if dtype_of(t).kind == "c" and np.dtype(dtype).kind == "f":  # keep a complex tangent
+        dtype = np.result_type(dtype, np.complex64)
     return astype_p(t, dtype=dtype)
 
 

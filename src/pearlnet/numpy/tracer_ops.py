@@ -2,7 +2,12 @@
 
 NumPy functions and ufuncs applied to a tracer are sent to the pearlnet.numpy function of the
 same name (``np.exp(x)`` is ``pnp.exp(x)``); where none exists they raise TypeError rather than
-silently drop the derivative.
+silently drop the derivative. So do the conversions that would leave the derivative behind:
+``float()``, ``int()``, ``complex()`` (and ``math`` functions, which call them), and turning a
+tracer into a NumPy array (``np.asarray(x)``, ``np.array(x, dtype=float)``, ``buf[i] = x``). The
+explicit ways out are ``x.item()`` (the value of a one-entry array) and ``pnp.stop_gradient(x)``
+(the plain array). ``bool()`` is allowed: Python control flow on a value is legitimate in eager
+mode, and a branch has no derivative to lose.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ def _namespace():
     return pnp
 
 
-def _dispatch(name: str, args: tuple, kwargs: dict) -> Any:
+def _dispatch(name: str, args: tuple, kwargs: dict, module: str = "numpy") -> Any:
     fn = getattr(_namespace(), name, None)
     if fn is None or not callable(fn):
-        raise TypeError(f"numpy.{name} has no differentiable version in pearlnet.numpy; "
+        raise TypeError(f"{module}.{name} has no differentiable version in pearlnet.numpy; "
                         f"call a pearlnet.numpy function on traced values")
     return fn(*args, **kwargs)
 
@@ -37,7 +42,27 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
 
 
 def _array_function(self, func, types, args, kwargs):
-    return _dispatch(func.__name__, args, kwargs)
+    return _dispatch(func.__name__, args, kwargs, getattr(func, "__module__", None) or "numpy")
+
+
+_WAYS_OUT = ("x.item() for the value of a one-entry array, or pearlnet.numpy.stop_gradient(x) "
+             "for a constant")
+
+
+def _conversion(name: str):
+    def convert(self):
+        raise TypeError(f"{name}() of a traced value (which math functions and writing it into "
+                        f"a NumPy array, buf[i] = x, also call) would drop its derivative; use "
+                        f"{_WAYS_OUT}")
+    convert.__name__ = f"__{name}__"
+    return convert
+
+
+def _array(self, dtype=None, copy=None):
+    raise TypeError(f"a traced value cannot become a NumPy array (np.asarray, np.array, or "
+                    f"writing it into one: buf[i] = x) without dropping its derivative; use "
+                    f"pearlnet.numpy functions (pnp.asarray, pnp.stack, pnp.where) to keep it, "
+                    f"or {_WAYS_OUT}")
 
 
 def _rev(f):
@@ -87,9 +112,8 @@ _OPERATORS = {
     "__eq__": nondiff.equal, "__ne__": nondiff.not_equal, "__hash__": object.__hash__,
     "__len__": _len, "__iter__": _iter,
     "__bool__": lambda self: bool(strip(self)),
-    "__float__": lambda self: float(strip(self)),
-    "__int__": lambda self: int(strip(self)),
-    "__complex__": lambda self: complex(strip(self)),
+    "__float__": _conversion("float"), "__int__": _conversion("int"),
+    "__complex__": _conversion("complex"), "__array__": _array,
     "__array_ufunc__": _array_ufunc, "__array_function__": _array_function,
     "reshape": _reshape_method, "transpose": _transpose_method,
     "sum": reductions.sum, "mean": reductions.mean, "var": reductions.var,

@@ -4,7 +4,9 @@ tree checks, and the ``get(name)`` lookup.
 An optimizer is a pure map ``(params, grads, state) -> (params, state)``. ``state`` is a dict:
 ``state["step"]`` (a Python int, the number of updates done) and one parameter-shaped tree per
 per-parameter quantity the rule keeps (Adam's ``"m"`` and ``"v"``), so it can be flattened into
-an ``.npz`` file and handed back later. Nothing is modified in place.
+an ``.npz`` file and handed back later. Nothing is modified in place. grads, state slots and a
+decay_mask tree are matched to params by key (dicts in any order, as Python compares them); the
+results have params' structure and key order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pearlnet.autodiff.tree import tree_flatten, tree_unflatten
+from pearlnet.autodiff.tree import tree_flatten, tree_leaves_like, tree_unflatten
 
 __all__ = ["Optimizer", "get", "LearningRate"]
 
@@ -173,10 +175,7 @@ class Optimizer:
         """One step: returns (new params, new state); the inputs are left untouched."""
         who = f"{self.name}.update"
         ps, treedef = self._leaves(params, "params", "update")
-        gs, gdef = tree_flatten(grads)
-        if gdef != treedef:
-            raise ValueError(f"{who}: grads must have the structure of params: expected "
-                             f"{treedef}, got {gdef}")
+        gs = tree_leaves_like(treedef, grads, who, "grads")  # dicts matched by key
         paths = _LazyPaths(params)  # leaf paths only for messages and decay masks
         gs = [self._grad_leaf(p, g, paths, i, who) for i, (p, g) in enumerate(zip(ps, gs))]
         t = self._step_of(state, who)
@@ -272,10 +271,7 @@ class Optimizer:
         if s not in state:
             raise ValueError(f"{who}: state has no '{s}' entry; expected the dict returned by "
                              f"{self.name}.init, got keys {sorted(state)}")
-        leaves, sdef = tree_flatten(state[s])
-        if sdef != treedef:
-            raise ValueError(f"{who}: state['{s}'] must have the structure of params: expected "
-                             f"{treedef}, got {sdef}")
+        leaves = tree_leaves_like(treedef, state[s], who, f"state['{s}']")
         out = []
         for i, (a, p) in enumerate(zip(leaves, ps)):
             a = np.asarray(a)
@@ -295,8 +291,12 @@ class Optimizer:
             return [m] * len(ps)
         if callable(m):
             return [bool(m(path, p)) for path, p in zip(paths, ps)]
-        leaves, mdef = tree_flatten(m)
-        if mdef != treedef or not all(isinstance(b, (bool, np.bool_)) for b in leaves):
+        try:
+            leaves = tree_leaves_like(treedef, m, f"{self.name}.update", "decay_mask")
+        except ValueError as e:
+            raise ValueError(f"{self.name}.update: decay_mask must be a tree of bools with the "
+                             f"structure of params, {treedef}, got {m!r}") from e
+        if not all(isinstance(b, (bool, np.bool_)) for b in leaves):
             raise ValueError(f"{self.name}.update: decay_mask must be a tree of bools with the "
                              f"structure of params, {treedef}, got {m!r}")
         return [bool(b) for b in leaves]
