@@ -26,7 +26,8 @@ import pytest
 import pearlnet
 import pearlnet.numpy as pnp
 from pearlnet.autodiff.core import ReverseTrace, Tracer, primitives
-from pearlnet.check import GradientCheckError, check_grad, check_hvp, check_jvp
+from pearlnet.check import GradientCheckError, check_grad, check_hvp, check_jvp, complex_step
+from pearlnet.distributed import SingleProcess, sum_across
 from pearlnet.numpy.elementwise import sigmoid_grad, tanh_grad
 
 DIRECTIONS = 2
@@ -176,6 +177,8 @@ GETITEM = [
 ]
 
 SPECS: list[Spec] = [
+    # the cross-rank sum of data parallelism; in one process the identity, with its rules
+    Spec("sum_across", lambda x: sum_across(x, SingleProcess()), ("sum_across",), UNARY),
     # ---- elementwise unary
     _unary("negative", lambda x: pnp.negative(x), ("negative",)),
     _unary("neg_operator", lambda x: -x, ("negative",)),
@@ -197,6 +200,9 @@ SPECS: list[Spec] = [
     _unary("reciprocal", lambda x: pnp.reciprocal(x), ("divide",), _away),
     _unary("log2", lambda x: pnp.log2(x), ("log", "divide"), _positive),
     _unary("log10", lambda x: pnp.log10(x), ("log", "divide"), _positive),
+    # real and imag are not complex-linear (cos x and sin x through e^(ix)): no complex step
+    Spec("real", lambda x: pnp.real(pnp.exp(x * 1j)), ("real", "exp"), UNARY, analytic=False),
+    Spec("imag", lambda x: pnp.imag(pnp.exp(x * 1j)), ("imag", "exp"), UNARY, analytic=False),
     # the fused derivative factors of tanh and sigmoid, g (1 - y^2) and g y (1 - y): both
     # arguments of one shape (a cotangent and the output it belongs to)
     _binary("tanh_grad", lambda g, y: tanh_grad(g, y), ("tanh_grad",), cases=BINARY[:3]),
@@ -399,6 +405,7 @@ def _np_lstm_cell(z, c):
 
 #: plain-NumPy references for the forward values, same signature as the spec's callable
 REFERENCE: dict[str, Callable] = {
+    "sum_across": lambda x: x,
     "negative": np.negative, "neg_operator": np.negative, "exp": np.exp, "log": np.log,
     "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "square": np.square, "abs": np.abs,
     "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "sin": np.sin, "cos": np.cos,
@@ -406,6 +413,7 @@ REFERENCE: dict[str, Callable] = {
     "softplus": lambda x: np.logaddexp(0.0, x),
     "tanh_grad": lambda g, y: g * (1.0 - y * y), "sigmoid_grad": lambda g, y: g * y * (1.0 - y),
     "reciprocal": lambda x: 1.0 / x, "log2": np.log2, "log10": np.log10,
+    "real": lambda x: np.real(np.exp(x * 1j)), "imag": lambda x: np.imag(np.exp(x * 1j)),
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
     "operators": lambda x, y: ((x + y) * (x - y) / (3.0 + y * y) - 2.0 * x ** 2
                                + (1.0 - x) / (2.0 + y ** 2)),
@@ -530,6 +538,30 @@ def test_value_matches_numpy(spec, c):
         a, b = np.asarray(a), np.asarray(b)
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-14 * max(np.max(np.abs(b)), 1))
+
+
+#: NumPy references for complex input where REFERENCE's has no complex loop
+COMPLEX_REFERENCE: dict[str, Callable] = {
+    "softplus": lambda x: np.log1p(np.exp(x)),  # the principal log(1 + e^x)
+    "untake": lambda g, index, shape: _np_untake(g.real, index, shape)
+    + 1j * _np_untake(g.imag, index, shape),
+}
+
+
+@pytest.mark.parametrize("spec, c", _params(lambda s: s.analytic, per_argnum=False))
+def test_plain_complex_values_are_numpys(spec, c):
+    """Outside complex_step(), plain complex input gets NumPy's result (the module's promise),
+    with imaginary parts large enough that abs, sign and softplus's branches differ from the
+    continuation (ties of kinked functions: test_boundaries_autodiff.py)."""
+    p = Problem(spec, c)
+    rng = np.random.default_rng(_seed("plain-complex", c.id))
+    zs = [x + 1j * rng.uniform(-4.0, 4.0, x.shape) for x in p.xs]
+    ref = COMPLEX_REFERENCE.get(spec.name, REFERENCE[spec.name])
+    got, want = _leaves(p.spec.fun(*zs, **c.kwargs)), _leaves(ref(*zs, **c.kwargs))
+    for a, b in zip(got, want):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * max(np.max(np.abs(b)), 1))
 
 
 # ---- 2. the table covers every primitive ------------------------------------------------------
@@ -751,8 +783,9 @@ def test_complex_input_and_jvp_vs_complex_step(spec, c, i):
     p = Problem(spec, c)
     rng = np.random.default_rng(_seed("complex", c.id, i))
     zs = [x + 1e-3j * rng.standard_normal(x.shape) for x in p.xs]
-    for o in _leaves(p.f(*zs)):
-        assert np.result_type(o) == np.complex128
+    with complex_step():  # plain complex arrays: the analytic continuation, as traced ones
+        for o in _leaves(p.f(*zs)):
+            assert np.result_type(o) == np.complex128
     check_jvp(p.only(p.f, i), p.xs[i], method="complex", rtol=1e-10, directions=DIRECTIONS,
               seed=_seed(c.id, i))
     # holomorphic derivatives at a complex point: the jvp is the complex step there too
@@ -760,8 +793,9 @@ def test_complex_input_and_jvp_vs_complex_step(spec, c, i):
     v = rng.standard_normal(zi.shape)
     _, jv = pearlnet.jvp(lambda z: p.f(*(zs[:i] + [z] + zs[i + 1:])), (zi,), (v,))
     h = 1e-7
-    plus = p.f(*(zs[:i] + [zi + h * v] + zs[i + 1:]))
-    minus = p.f(*(zs[:i] + [zi - h * v] + zs[i + 1:]))
+    with complex_step():
+        plus = p.f(*(zs[:i] + [zi + h * v] + zs[i + 1:]))
+        minus = p.f(*(zs[:i] + [zi - h * v] + zs[i + 1:]))
     for t, a, b in zip(_leaves(jv), _leaves(plus), _leaves(minus)):
         np.testing.assert_allclose(t, (a - b) / (2 * h), rtol=1e-6, atol=1e-8)
 

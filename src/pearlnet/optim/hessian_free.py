@@ -100,9 +100,11 @@ def _preconditioning(precondition: Any) -> Callable[[np.ndarray], np.ndarray]:
     """r -> M^-1 r for a diagonal M (an array), a callable (applied as is) or None (M = I)."""
     if precondition is None:
         return lambda r: r
+    # in the residual's dtype: a float64 preconditioner must not promote float32 CG vectors
+    # (the curvature product refuses a tangent of another precision)
     if callable(precondition):
-        return precondition
-    return lambda r: r / precondition
+        return lambda r: np.asarray(precondition(r), dtype=r.dtype)
+    return lambda r: (r / precondition).astype(r.dtype, copy=False)
 
 
 class HessianFree:
