@@ -1,5 +1,6 @@
-"""The documentation's examples run: every ```python block of docs/*.md, in order, each file in
-one namespace (a block may use what an earlier one made), in a fresh working folder. Shell
+"""The documentation's examples run: every ```python block of README.md and docs/*.md, in order,
+each file in one namespace (a block may use what an earlier one made), in a fresh working
+folder. Shell
 blocks (```sh) are launch lines and are not run here; the distributed tests launch mpiexec."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -17,14 +19,14 @@ def python_blocks(path: Path) -> list[str]:
     return BLOCK.findall(path.read_text())
 
 
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 
 
 def test_the_docs_have_pages_with_examples():
     assert any(python_blocks(p) for p in PAGES)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_python_block_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{page.stem}"}
