@@ -89,3 +89,27 @@ def test_initial_epoch_is_checked():
         m.fit(x, y, epochs=3, initial_epoch=4, verbose=0)
     with pytest.raises(ValueError, match="initial_epoch must be a non-negative integer"):
         m.fit(x, y, epochs=3, initial_epoch=-1, verbose=0)
+
+
+def test_csv_logger_writes_each_epoch_once_across_a_restart(tmp_path):
+    import csv
+
+    from pearlnet.train import CSVLogger
+
+    x, y = data()
+    log, path = str(tmp_path / "log.csv"), str(tmp_path / "run.pnl")
+    whole_log = str(tmp_path / "whole.csv")
+    whole = first_order()
+    whole.fit(x, y, batch_size=16, epochs=5, verbose=0, seed=9, callbacks=[CSVLogger(whole_log)])
+    broken = first_order()
+    with pytest.raises(Killed):  # killed after epoch 3's row but before its checkpoint
+        broken.fit(x, y, batch_size=16, epochs=5, verbose=0, seed=9,
+                   callbacks=[CSVLogger(log), KillAfter(2), ModelCheckpoint(path)])
+    resumed = pearlnet.load_model(path)
+    assert resumed.training_progress["epoch"] == 2
+    resumed.fit(x, y, batch_size=16, epochs=5, initial_epoch=2, seed=9, verbose=0,
+                callbacks=[CSVLogger(log, append=True)])
+    with open(log, newline="") as fh, open(whole_log, newline="") as wh:
+        rows, whole_rows = list(csv.DictReader(fh)), list(csv.DictReader(wh))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert rows == whole_rows  # the same figures, bit for bit

@@ -3,6 +3,7 @@
 from . import callbacks, metrics  # noqa: F401
 from .callbacks import (  # noqa: F401
     Callback,
+    CSVLogger,
     EarlyStopping,
     History,
     LearningRateScheduler,
@@ -13,4 +14,5 @@ from .io import load_model, save_model  # noqa: F401
 from .model import Model  # noqa: F401
 
 __all__ = ["Model", "load_model", "save_model", "Callback", "History", "EarlyStopping",
-           "ModelCheckpoint", "LearningRateScheduler", "TerminateOnNaN", "callbacks", "metrics"]
+           "ModelCheckpoint", "CSVLogger", "LearningRateScheduler", "TerminateOnNaN",
+           "callbacks", "metrics"]
