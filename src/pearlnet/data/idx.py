@@ -18,7 +18,9 @@ import numpy as np
 __all__ = ["read_idx", "IDXError", "IMAGES_MAGIC", "LABELS_MAGIC"]
 
 IMAGES_MAGIC = 2051
+"""The magic number of an IDX file of images: 0x00000803, unsigned bytes in 3 dimensions."""
 LABELS_MAGIC = 2049
+"""The magic number of an IDX file of labels: 0x00000801, unsigned bytes in 1 dimension."""
 
 _TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}

@@ -41,16 +41,18 @@ from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
 __all__ = ["load_mnist", "load_fashion_mnist", "download_dataset", "DatasetNotFoundError",
            "ChecksumError", "FASHION_MNIST_CLASSES", "FILES", "SYSTEM_DATASETS"]
 
-#: The four files of either dataset, without the ``.gz`` suffix, in the order they are returned.
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+"""The four files of either dataset, without the ``.gz`` suffix, in the order they are returned."""
 
-#: The system-wide dataset folder searched last.
 SYSTEM_DATASETS = Path("/usr/share/datasets")
+"""The system-wide dataset folder searched last."""
 
-#: Fashion-MNIST's class names, indexed by label.
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot")
+"""Fashion-MNIST's class names, indexed by label.
+
+``FASHION_MNIST_CLASSES[9]`` is ``"Ankle boot"``."""
 
 Fetch = Callable[[str], IO[bytes]]
 _CHUNK = 1 << 20

@@ -48,6 +48,12 @@ def L2(l2: float = 0.01) -> L1L2:  # noqa: N802
 
 
 def get(spec: Any) -> L1L2 | None:
+    """A regulariser from ``spec``: None, an ``L1L2`` (as it is), or its config dict
+    ``{"l1": ..., "l2": ...}`` (how model files store it).
+
+    >>> get({"l1": 0.0, "l2": 0.01})
+    L1L2(l1=0.0, l2=0.01)
+    """
     if spec is None or isinstance(spec, L1L2):
         return spec
     if isinstance(spec, dict):

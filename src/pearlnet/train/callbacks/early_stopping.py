@@ -10,7 +10,21 @@ from .base import Callback
 class EarlyStopping(Callback):
     """Stop after ``patience`` epochs without an improvement of ``monitor`` by more than
     ``min_delta`` (a decrease for losses, an increase for accuracies: ``mode="auto"``). With
-    ``restore_best_weights`` the model ends with the parameters of its best epoch."""
+    ``restore_best_weights`` the model ends with the parameters of its best epoch.
+
+    An epoch improves on the best value b when value < b - min_delta (mode "min") or
+    value > b + min_delta (mode "max"); training stops at the end of the ``patience``-th epoch
+    in a row without an improvement (Keras' rule).
+
+    >>> import numpy as np, pearlnet, pearlnet.nn as nn
+    >>> model = pearlnet.Model([nn.Dense(1, input_shape=(2,))])
+    >>> model.compile(loss="mean_squared_error", optimizer="sgd")
+    >>> stop = EarlyStopping(monitor="loss", patience=2, min_delta=100.0)  # nothing is enough
+    >>> history = model.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=50, verbose=0,
+    ...                     callbacks=[stop])
+    >>> history.epoch, stop.stopped_epoch
+    ([0, 1, 2], 2)
+    """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:

@@ -7,7 +7,16 @@ from .base import Callback
 
 class History(Callback):
     """``history.history`` maps each figure (``loss``, ``accuracy``, ``val_loss``, ...) to a list
-    with one value per epoch; ``history.epoch`` lists the epochs run."""
+    with one value per epoch; ``history.epoch`` lists the epochs run. ``fit`` returns it.
+
+    >>> import numpy as np, pearlnet, pearlnet.nn as nn
+    >>> model = pearlnet.Model([nn.Dense(1, input_shape=(2,))])
+    >>> model.compile(loss="mean_squared_error", optimizer="sgd")
+    >>> history = model.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=3, verbose=0,
+    ...                     validation_data=(np.ones((2, 2)), np.ones((2, 1))))
+    >>> history.epoch, sorted(history.history), len(history.history["val_loss"])
+    ([0, 1, 2], ['loss', 'val_loss'], 3)
+    """
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,7 +18,19 @@ class ModelCheckpoint(Callback):
     done), from which ``fit(..., initial_epoch=progress["epoch"], seed=progress["seed"])``
     continues to the result the uninterrupted run reaches. Saves are atomic (a kill during a
     write leaves the previous file). In a data-parallel fit rank 0 writes, and every rank
-    waits at a barrier until it has."""
+    waits at a barrier until it has.
+
+    >>> import os, tempfile, numpy as np, pearlnet, pearlnet.nn as nn
+    >>> folder = tempfile.mkdtemp()
+    >>> model = pearlnet.Model([nn.Dense(1, input_shape=(2,))])
+    >>> model.compile(loss="mean_squared_error", optimizer="sgd")
+    >>> save = ModelCheckpoint(os.path.join(folder, "model-{epoch:02d}.pnl"))
+    >>> _ = model.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=2, verbose=0, callbacks=[save])
+    >>> sorted(os.listdir(folder))
+    ['model-01.pnl', 'model-02.pnl']
+    >>> pearlnet.load_model(os.path.join(folder, "model-02.pnl")).training_progress["epoch"]
+    2
+    """
 
     def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
