@@ -3,13 +3,19 @@ VENV := .venv
 STAMP := $(VENV)/.installed-test
 FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: train test demo bench lint clean data
+.PHONY: train test demo bench lint clean data docs package
 
 # one venv, created on first use and refreshed when pyproject.toml changes
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# the docs extra (MkDocs, mkdocstrings); the test extra includes it for the suite's strict build
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -e ".[docs]"
 	touch $@
 
 # Fashion-MNIST from Debian's package when apt is there and we are root; otherwise the
@@ -42,9 +48,21 @@ bench: $(STAMP) data
 	$(VENV)/bin/python bench/cnn.py
 	$(VENV)/bin/python bench/lstm.py
 
+# the documentation site, built as CI builds it (strict: a broken link or reference, or a public
+# name without an entry in the API reference, fails); open site/index.html
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/python -m mkdocs build --strict --site-dir site
+
+# the wheel and the sdist in dist/, then the wheel in a fresh venv: import, a gradient check,
+# `pearlnet --version` (tests/test_packaging.py, which make test also runs, building its own)
+package: $(STAMP)
+	rm -rf dist
+	$(VENV)/bin/python -m build --outdir dist .
+	PEARLNET_DIST=dist $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_packaging.py
+
 lint: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet ruff
 	$(VENV)/bin/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache
