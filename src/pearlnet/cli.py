@@ -190,6 +190,9 @@ def _batch_sizes(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="pearlnet", description=__doc__.splitlines()[0])
+    from pearlnet import __version__
+
+    parser.add_argument("--version", action="version", version=f"pearlnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a classifier (fully connected, LeNet-5 or "
