@@ -10,7 +10,9 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
   float32: HF's steps in float64 matched float32's (same losses, rho and CG lengths to within a
   few per cent over 8 steps) at twice the cost, so float32 for every method (``--dtype``).
 - Model: 784-400-200-100-2-100-200-400-784, tanh on every hidden layer, a linear 2-unit code and
-  a linear output, a plain function of a parameter list written with ``pearlnet.numpy``.
+  a linear output, a ``pearlnet.Model`` of Dense layers (so that the library's K-FAC
+  preconditioner can read its layers; the initial draws are those of the earlier plain
+  function of a parameter list, and HF's first steps are the same to the last digit).
   Loss F = (1/n) sum_i 0.5 ||x_i - z_i||^2 (``pearlnet.nn.losses.squared_error``).
   ``--arch`` sets the encoder (the decoder mirrors it). Martens' deeper CURVES shape,
   ``--arch 784-400-200-100-50-25-6``, did not favour HF either: at --quick's 15 s, Adam 62.0
@@ -31,7 +33,7 @@ and Adam, each first-order method with its learning rate tuned on a small grid.
   library's defaults (CG warm start 0.95, Martens' CG stopping rule, CG-backtracking, Armijo line
   search, Levenberg-Marquardt damping with rho on the curvature batch) except: initial damping
   --hf-damping (1), at most --hf-cg-iters (3) CG iterations preconditioned by --hf-precond
-  (kronecker: ``kronecker_preconditioner`` below, K-FAC's layer-wise Kronecker factors), the
+  (kronecker: ``kronecker_preconditioner`` below, the library's K-FAC preconditioner), the
   Armijo line search giving up (rejecting the step) after --hf-ls-tries (20) tries instead of
   Martens' 60 (each try costs a loss on the gradient batch, and past 20 the step is under 1%
   of CG's: 60 tries cost up to 10 s per bad step on 10,000 images, 120 s of one 600 s race),
@@ -86,7 +88,7 @@ from typing import Any
 import numpy as np
 
 import pearlnet
-import pearlnet.numpy as pnp
+from pearlnet.curvature import KFACPreconditioner
 from pearlnet.data import load_fashion_mnist
 from pearlnet.nn.initializers import sparse
 from pearlnet.nn.losses import squared_error
@@ -120,7 +122,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "Adam": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
 }
 
-Params = list[list[np.ndarray]]
+Params = dict  # {layer name: {"W": (in, out), "b": (out,)}}, a pearlnet.Model's parameters
 PRECONDITIONERS = ("none", "diagonal", "kronecker")
 
 
@@ -135,33 +137,40 @@ def load_images(n: int, pixels: str, dtype: np.dtype, root: str | None) -> np.nd
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid"}
+ACTIVATION = "tanh"  # the hidden units' nonlinearity (--activation)
+MODEL: Any = None  # the network as a pearlnet.Model of Dense layers (build_model)
+
+
+def build_model(dtype: np.dtype) -> Any:
+    """The autoencoder as a Model of Dense layers (hidden ACTIVATION, linear code and output):
+    the library's K-FAC preconditioner reads its layers."""
+    global MODEL
+    layers = [pearlnet.nn.Dense(k, activation=None if i in LINEAR else ACTIVATION,
+                                input_shape=(m,) if i == 0 else None, dtype=dtype)
+              for i, (m, k) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
+    MODEL = pearlnet.Model(layers, seed=0)
+    MODEL.compile(loss="squared_error", optimizer="sgd")
+    return MODEL
+
+
 def init_params(kind: str, seed: int, dtype: np.dtype) -> Params:
+    """The same draws as always (weights in layer order, then the layer's zero bias), as the
+    Model's parameter dict."""
     rng = np.random.default_rng(seed)
-    params = []
-    for m, k in zip(SIZES[:-1], SIZES[1:]):
+    params = {}
+    for layer, (m, k) in zip(MODEL.layers, zip(SIZES[:-1], SIZES[1:])):
         if kind == "gaussian":
             w = rng.standard_normal((m, k)) / np.sqrt(m)
         else:
             w = sparse(connections=15, std=1.0)(rng, (m, k), np.float64)
-        params.append([np.asarray(w, dtype=dtype), np.zeros(k, dtype=dtype)])
+        params[layer.name] = {"W": np.asarray(w, dtype=dtype), "b": np.zeros(k, dtype=dtype)}
     return params
 
 
-ACTIVATIONS = {"tanh": pnp.tanh, "sigmoid": pnp.sigmoid}
-ACTIVATION = pnp.tanh  # the hidden units' nonlinearity (--activation)
-
-
-def net(params: Any, batch: Any, inputs: list | None = None) -> Any:
-    """The autoencoder's reconstruction of ``batch`` (its input is its target); each layer's
-    input is appended to ``inputs`` when one is given."""
-    h = batch
-    for i, (w, b) in enumerate(params):
-        if inputs is not None:
-            inputs.append(h)
-        h = h @ w + b
-        if i not in LINEAR:
-            h = ACTIVATION(h)
-    return h
+def net(params: Any, batch: Any) -> Any:
+    """The autoencoder's reconstruction of ``batch`` (its input is its target)."""
+    return MODEL.forward(params, batch)[0]
 
 
 def loss(outputs: Any, batch: Any) -> Any:
@@ -182,71 +191,15 @@ def full_loss(params: Params, x: np.ndarray, chunk: int = 5000) -> float:
     return total / len(x)
 
 
-# ---- a Kronecker-factored preconditioner for HF's CG -----------------------------------------
-def kronecker_preconditioner(cases: int = 200, decay: float = 0.95, floor: float = 1e-4,
-                             every: int = 5, seed: int = 0) -> Any:
-    """HessianFree(preconditioner=...): M = blockdiag_l (A_l + pi_l gamma I) x (G_l + gamma/pi_l I)
-    approximates G + lambda I layer by layer (K-FAC: Martens & Grosse 2015, sections 3 and 6.3).
-
-    A_l = E[a a^T] over the layer's inputs a (a 1 appended for the bias) and G_l = E[s s^T]
-    over s = J_u^T eps, the pre-activations' share of a Gauss-Newton sample eps ~ N(0, I) at the
-    output (the squared error's output Hessian is I), on the first ``cases`` cases of the
-    gradient batch; both are running averages (``decay``). gamma = sqrt(lambda + floor), pi_l =
-    sqrt((tr A_l / dim A_l) / (tr G_l / dim G_l)). s comes from the core: the gradient of
-    sum(eps * net) with respect to a per-case copy of each bias is s for every case at once.
-    The inverses are renewed every ``every`` outer steps (with that step's lambda);
-    M^-1 r = A^-1 R G^-1 per layer, R the layer's (weights; bias) block of r.
-    """
-    rng = np.random.default_rng(seed)
-    factors: list[list[np.ndarray]] = []
-    inverses: list[tuple[np.ndarray, np.ndarray]] = []
-    calls = 0
-
-    def make(params: Params, batch: np.ndarray, lam: float) -> Any:
-        nonlocal calls
-        xb = batch[:cases]
-        m = len(xb)
-        inputs: list[np.ndarray] = []
-        out = net(params, xb, inputs)
-        eps = rng.standard_normal(out.shape).astype(out.dtype)
-
-        def sample(biases):
-            return pnp.sum(net([[w, b] for (w, _), b in zip(params, biases)], xb) * eps)
-
-        sens = pearlnet.grad(sample)([np.repeat(b[None], m, axis=0) for _, b in params])
-        new = []
-        for a, s in zip(inputs, sens):
-            a1 = np.hstack([a, np.ones((m, 1), a.dtype)])
-            new.append([(a1.T @ a1 / m).astype(np.float64), (s.T @ s / m).astype(np.float64)])
-        if factors:
-            for old, fresh in zip(factors, new):
-                old[0] = decay * old[0] + (1 - decay) * fresh[0]
-                old[1] = decay * old[1] + (1 - decay) * fresh[1]
-        else:
-            factors.extend(new)
-        if calls % every == 0:
-            gamma = np.sqrt(lam + floor)
-            inverses.clear()
-            for a_f, g_f in factors:
-                pi = np.sqrt((np.trace(a_f) / len(a_f)) / (np.trace(g_f) / len(g_f)))
-                inverses.append(
-                    (np.linalg.inv(a_f + pi * gamma * np.eye(len(a_f))).astype(out.dtype),
-                     np.linalg.inv(g_f + gamma / pi * np.eye(len(g_f))).astype(out.dtype)))
-        calls += 1
-        shapes = [w.shape for w, _ in params]
-
-        def solve(r: np.ndarray) -> np.ndarray:
-            parts, at = [], 0
-            for (n_in, n_out), (a_inv, g_inv) in zip(shapes, inverses):
-                block = r[at:at + (n_in + 1) * n_out]  # the weights, then the bias
-                at += len(block)
-                u = a_inv @ block.reshape(n_in + 1, n_out) @ g_inv
-                parts.append(u.ravel())
-            return np.concatenate(parts)
-
-        return solve
-
-    return make
+def kronecker_preconditioner(seed: int = 0) -> Any:
+    """HessianFree(preconditioner=...): the library's K-FAC preconditioner
+    (``pearlnet.curvature.KFACPreconditioner``: M = blockdiag (A + pi gamma I) (x)
+    (B + gamma/pi I), gamma = sqrt(lambda + 1e-4), Martens & Grosse 2015, sections 3 and 6.3)
+    with this benchmark's settings: factors from the first 200 cases of the gradient batch,
+    one Gauss-Newton sample at the outputs, running averages with decay 0.95, inverses renewed
+    every 5 outer steps. The batch is the inputs, which are also the targets."""
+    return KFACPreconditioner(MODEL, cases=200, decay=0.95, floor=1e-4, every=5,
+                              fisher_type="mc", seed=seed, targets=lambda batch: (batch, batch))
 
 
 # ---- the clocked runs ------------------------------------------------------------------------
@@ -530,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     set_architecture(args.arch)
     ACTIVATION = ACTIVATIONS[args.activation]
     dtype = np.dtype(args.dtype)
+    build_model(dtype)
     x = load_images(args.n, args.pixels, dtype, args.data)
     params0 = init_params(args.init, args.seed, dtype)
     arch = "-".join(map(str, SIZES))
