@@ -8,6 +8,7 @@
     pearlnet autoencoder --dataset fashion-mnist --archs 784-2,784-128-2,784-256-64-2 \\
         --optimizers sgd,momentum,rmsprop,adam,hf --epochs 20 --batch-size 100 \\
         --train-size 10000 --out report/
+    pearlnet curvature model.pnl --dataset fashion-mnist --samples 1000 --out spectrum
     pearlnet demo
 
 Bad arguments are refused (exit code 2, a message naming the argument) before any data is read;
@@ -274,8 +275,34 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--data-root", metavar="DIR", help="folder holding the four IDX files")
     study.add_argument("--no-download", action="store_true", help="never download data")
 
+    curv = sub.add_parser(
+        "curvature", help="the Hessian's or GGN's top eigenvalues, trace and spectral density "
+        "for a saved model (PNG and JSON)",
+        description="Top eigenvalues (Lanczos), trace (Hutch++) and spectral density "
+        "(stochastic Lanczos quadrature) of a saved model's loss curvature over the first "
+        "--samples training images; writes OUT.png and OUT.json.")
+    curv.add_argument("model", metavar="MODEL")
+    curv.add_argument("--dataset", choices=DATASETS, required=True)
+    curv.add_argument("--samples", type=_positive_int, default=1000,
+                      help="the first N training cases (default 1000)")
+    curv.add_argument("--curvature", choices=("ggn", "hessian", "both"), default="both")
+    curv.add_argument("--top-k", type=_positive_int, default=5)
+    curv.add_argument("--trace-samples", type=_positive_int, default=30,
+                      help="matrix-vector products for Hutch++ (default 30)")
+    curv.add_argument("--lanczos-steps", type=_positive_int, default=60)
+    curv.add_argument("--runs", type=_positive_int, default=1, help="SLQ runs (default 1)")
+    curv.add_argument("--batch-size", type=_positive_int, default=1000)
+    curv.add_argument("--seed", type=_seed, default=0)
+    curv.add_argument("--out", metavar="PATH", default="spectrum",
+                      help="output path without suffix (default: spectrum -> spectrum.png, "
+                      "spectrum.json)")
+    curv.add_argument("--data-root", metavar="DIR")
+    curv.add_argument("--no-download", action="store_true")
+    curv.add_argument("--quiet", action="store_true", help="no progress bar")
+
     sub.add_parser("demo", help="differentiate a small autoencoder and check every derivative")
-    for command in (train, evaluate, study):  # so main's checks report as "pearlnet train: ..."
+    # so main's checks report as "pearlnet train: ..."
+    for command in (train, evaluate, study, curv):
         command.set_defaults(command_parser=command)
     return parser
 
@@ -351,13 +378,15 @@ def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     does not take, a validation split that leaves nothing on one side, or a --save path that
     cannot be written, all before data is read."""
     check_model_args(parser, args)
-    if _is_hessian_free(args.optimizer):
+    if _is_second_order(args.optimizer):
         given = [f"--{key}" for key in ("lr", "schedule") if getattr(args, key) is not None]
         if given:
             verb = "does" if len(given) == 1 else "do"
+            how = ("Hessian-free takes its steps from conjugate gradient and a line search"
+                   if _is_hessian_free(args.optimizer) else
+                   "K-FAC scales its steps by the exact curvature's quadratic model")
             parser.error(f"{' and '.join(given)} {verb} not apply to --optimizer "
-                         f"{args.optimizer}: Hessian-free takes its steps from conjugate "
-                         f"gradient and a line search, with no learning rate or schedule")
+                         f"{args.optimizer}: {how}, with no learning rate or schedule")
     check_validation_split(parser, args.validation_split, args.dataset)
     if args.save is not None:
         check_output_file(parser, "--save", args.save)
@@ -393,6 +422,13 @@ def _is_hessian_free(name: str | None) -> bool:
     from pearlnet import optim
 
     return name is not None and isinstance(optim.get(name), optim.HessianFree)
+
+
+def _is_second_order(name: str | None) -> bool:
+    """Hessian-free or K-FAC: optimizers that choose their own step (no lr, no schedule)."""
+    from pearlnet import optim
+
+    return name is not None and isinstance(optim.get(name), (optim.HessianFree, optim.KFAC))
 
 
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -531,8 +567,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
     if recipe["schedule"] == "cosine":
         lr = schedules.cosine(lr, total_steps=recipe["epochs"] * steps_per_epoch)
     opt = optim.get(args.optimizer)
-    hessian_free = _is_hessian_free(args.optimizer)
-    if not hessian_free:  # HF's step comes from CG and its line search: no learning rate
+    hessian_free = _is_second_order(args.optimizer)
+    if not hessian_free:  # HF's and K-FAC's steps come from the curvature: no learning rate
         opt.lr = lr
         opt.weight_decay = recipe.get("weight_decay", 0.0)  # decoupled, on the kernels only
     if regression:
@@ -727,6 +763,61 @@ def cmd_autoencoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
+    """The spectrum of a saved model's curvature over the first --samples training cases."""
+    import json
+
+    from pearlnet import curvature
+    from pearlnet.report import plots, spectrum
+    from pearlnet.train.progress import progress_bar
+
+    parser = args.command_parser
+    if model.loss_fn is None:
+        parser.error("argument MODEL: the model was saved without compile, so it has no loss "
+                     "whose curvature could be measured")
+    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
+                                                        not args.no_download)
+    x = _as_model_input(model, x_train[:args.samples])
+    check_model_fits(parser, model, args.dataset, x, y_train, y_test)
+    y = y_train[:args.samples]
+    names = ["ggn", "hessian"] if args.curvature == "both" else [args.curvature]
+    planned = len(names) * (args.trace_samples + args.lanczos_steps * args.runs
+                            + 2 * args.top_k + 20)
+    bar = None if args.quiet else progress_bar(planned, "curvature products")
+    summaries = {}
+    try:
+        for name in names:
+            make = curvature.ggn_operator if name == "ggn" else curvature.hessian_operator
+            op = make(model, None, (x, y), batch_size=args.batch_size)
+            if bar is not None:
+                bar.set_postfix_str(name)
+            summaries[spectrum.CURVATURES[name]] = spectrum.summarize(
+                op, args.top_k, args.trace_samples, args.lanczos_steps, args.runs, args.seed,
+                tick=None if bar is None else (lambda: bar.update(1)))
+    finally:
+        if bar is not None:
+            bar.close()
+    out = Path(args.out)
+    record = {"model": args.model, "dataset": args.dataset, "cases": int(len(x)),
+              "parameters": int(model.count_params()), "loss": model.loss_name,
+              "curvatures": summaries}
+    out.with_suffix(".json").write_text(json.dumps(record) + "\n")
+    try:
+        plots.require_matplotlib()
+        fig = spectrum.spectrum_figure(summaries, f"{Path(args.model).name} on {len(x)} "
+                                       f"{args.dataset} training cases")
+        plots.save(fig, out.with_suffix(".png"))
+        wrote = f"{out.with_suffix('.png')} and {out.with_suffix('.json')}"
+    except ImportError:
+        wrote = f"{out.with_suffix('.json')} (no PNG: matplotlib is not installed)"
+    for name, s in summaries.items():
+        top = ", ".join(f"{v:.5g}" for v in s["top_eigenvalues"])
+        _say(f"{name}: top eigenvalues {top}; trace {s['trace']:.5g} ± {s['trace_stderr']:.2g} "
+             f"({s['matvecs']} products, {s['seconds']:.1f} s)")
+    _say(f"wrote {wrote}")
+    return 0
+
+
 def _dataset_hint(args: argparse.Namespace) -> str:
     """For the autoencoder study: the datasets to use instead of a missing one."""
     if args.command != "autoencoder":
@@ -751,8 +842,10 @@ def main(argv: list[str] | None = None) -> int:
         check_output_folder(parser, "--out", args.out)
     if args.command == "train":
         check_train_args(parser, args)
-    if args.command == "evaluate":
+    if args.command in ("evaluate", "curvature"):
         model = load_model_arg(parser, args.model)
+    if args.command == "curvature":
+        check_output_file(parser, "--out", args.out + ".json")
     try:
         if args.command == "train":
             return cmd_train(args, parser)
@@ -760,6 +853,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_evaluate(args, model)
         if args.command == "autoencoder":
             return cmd_autoencoder(args)
+        if args.command == "curvature":
+            return cmd_curvature(args, model)
     except (DatasetNotFoundError, ChecksumError, IDXError) as err:
         print(f"pearlnet {args.command}: {err}{_dataset_hint(args)}", file=sys.stderr)
         return 1

@@ -19,7 +19,8 @@ from . import plots
 from .study import StudyOutput, write_results
 
 __all__ = ["FORMULAS", "HIDDEN_ACTIVATIONS", "formulas", "tex_to_html", "write_report",
-           "write_html", "write_pdf", "summary_sections", "results_table", "grid_table"]
+           "write_html", "write_pdf", "summary_sections", "results_table", "grid_table",
+           "curvature_table"]
 
 # -- formulas ----------------------------------------------------------------------------------
 _FOR_UP = r"for $l = 1, \ldots, L$:"
@@ -391,8 +392,46 @@ def summary_sections(results: dict) -> list[tuple[str, list[str]]]:
         "section also compares all methods at the training time of the quickest run.",
     ]
     sections.append(("How the hyper-parameters were chosen", how))
-
+    curved = [r for r in runs if r.get("curvature")]
+    if curved:
+        c0 = curved[0]["curvature"]
+        h0 = c0["hessian"]
+        sharp = max(curved, key=lambda r: r["curvature"]["hessian"]["top_eigenvalues"][0])
+        flat = min(curved, key=lambda r: r["curvature"]["hessian"]["top_eigenvalues"][0])
+        sections.append(("Curvature at the final parameters", [
+            f"For every run, the curvature of the training loss F at its final parameters, "
+            f"measured on the first {c0['images']} training images with pearlnet.curvature: "
+            f"the top {len(h0['top_eigenvalues'])} eigenvalues of the Hessian "
+            r"$\nabla^2 F$ and of the Gauss-Newton matrix $G = \frac{1}{n}\sum_i J_i^T J_i$ "
+            "(Lanczos, scipy's eigsh, to 1e-6 relative), their traces (Hutch++ with "
+            f"{h0['trace_samples']} products, ± one standard error) and their spectral "
+            f"densities (stochastic Lanczos quadrature, {h0['lanczos_steps']} steps, one "
+            "Rademacher probe, Papyan's Gaussian width). The Hessian can have negative "
+            "eigenvalues; G cannot, and the two agree where the residuals are small.",
+            f"Sharpest minimum: {sharp['arch']} with {_label(sharp['optimizer'])} "
+            f"(λmax {sharp['curvature']['hessian']['top_eigenvalues'][0]:.4g}); flattest: "
+            f"{flat['arch']} with {_label(flat['optimizer'])} "
+            f"(λmax {flat['curvature']['hessian']['top_eigenvalues'][0]:.4g}).",
+        ]))
     return sections
+
+
+def curvature_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per run with curvature: the top Hessian and GGN eigenvalues and traces."""
+    header = ["arch", "optimizer", "Hessian top eigenvalues", "tr H", "GGN top eigenvalues",
+              "tr G"]
+    rows = []
+    for r in results["runs"]:
+        c = r.get("curvature")
+        if not c:
+            continue
+        h, g = c["hessian"], c["ggn"]
+        rows.append([r["arch"], _label(r["optimizer"]),
+                     ", ".join(_fmt(v, 4) for v in h["top_eigenvalues"]),
+                     f"{_fmt(h['trace'], 4)} ± {_fmt(h['trace_stderr'], 2)}",
+                     ", ".join(_fmt(v, 4) for v in g["top_eigenvalues"]),
+                     f"{_fmt(g['trace'], 4)} ± {_fmt(g['trace_stderr'], 2)}"])
+    return header, rows
 
 
 def results_table(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -487,6 +526,15 @@ def make_figures(output: StudyOutput) -> list[FigureEntry]:
                 plots.codes_figure(arch, name, output.codes_before[arch],
                                    output.codes_after[(arch, name)], output.pca_codes,
                                    split.y_val, split.class_names)))
+    for arch in archs:
+        runs = [r for r in res["runs"] if r["arch"] == arch and r.get("curvature")]
+        if runs:
+            entries.append(FigureEntry(
+                f"curvature_{arch}.png",
+                f"Autoencoder {arch}: spectral densities of the Hessian (left) and of the "
+                "Gauss-Newton matrix (right) at each optimizer's final parameters, by "
+                "stochastic Lanczos quadrature; the dashed lines are the top eigenvalues "
+                "found by Lanczos.", plots.curvature_figure(arch, runs)))
     if res.get("linear_check"):
         entries.append(FigureEntry(
             "linear_check.png",
@@ -539,6 +587,8 @@ def write_html(path: str | Path, results: dict, figures: list[FigureEntry]) -> P
         if heading == "How the hyper-parameters were chosen":
             parts.append("<h3>Grid search (held-out loss of every candidate)</h3>")
             parts.append(_html_table(*grid_table(results)))
+        if heading == "Curvature at the final parameters":
+            parts.append(_html_table(*curvature_table(results)))
     parts.append("<h2>Formulas: the fully connected autoencoder</h2>")
     for title, lines in formulas(results["settings"].get("activation", "tanh")):
         parts.append(f"<h3>{html.escape(title)}</h3>")
@@ -695,6 +745,8 @@ def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Pa
                 pages.text("Grid search (held-out loss of every candidate)", size=10.5,
                            weight="bold")
                 pages.table(*grid_table(results), left=(0, 1, 3))
+            if heading == "Curvature at the final parameters":
+                pages.table(*curvature_table(results))
         pages._new()
         pages.text("Formulas: the fully connected autoencoder", size=14, weight="bold")
         for title, lines in formulas(results["settings"].get("activation", "tanh")):

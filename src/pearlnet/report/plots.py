@@ -15,7 +15,8 @@ import numpy as np
 from pearlnet._files import replacing
 
 __all__ = ["require_matplotlib", "convergence_figure", "codes_figure",
-           "reconstructions_figure", "linear_check_figure", "save", "COLORS"]
+           "reconstructions_figure", "linear_check_figure", "curvature_figure", "save",
+           "COLORS"]
 
 #: One colour per optimizer, the same in every figure.
 COLORS = {"sgd": "tab:blue", "momentum": "tab:orange", "rmsprop": "tab:green",
@@ -167,3 +168,27 @@ def linear_check_figure(check: dict) -> Any:
                  fontsize=10)
     return fig
 
+
+def curvature_figure(arch: str, runs: list[dict]) -> Any:
+    """The spectral densities (SLQ) of the Hessian (left) and the GGN (right) at each
+    optimizer's final parameters, log scale, each run's top eigenvalue marked."""
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, 2)
+    for ax, (key, title) in zip(axes, (("hessian", "Hessian"), ("ggn", "Gauss-Newton (GGN)"))):
+        for run in runs:
+            c = run.get("curvature")
+            if not c:
+                continue
+            s, name = c[key], run["optimizer"]
+            top = s["top_eigenvalues"][0]
+            ax.semilogy(s["grid"], np.asarray(s["density"]) + 1e-7, color=COLORS.get(name),
+                        lw=1.2, label=f"{LABELS.get(name, name)}: λmax {top:.3g}")
+            ax.axvline(s["top_eigenvalues"][0], color=COLORS.get(name), ls="--", lw=0.7)
+        ax.set_xlabel("eigenvalue")
+        ax.set_ylabel("density (log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Autoencoder {arch}: curvature spectra at the final parameters "
+                 "(stochastic Lanczos quadrature; dashed: top eigenvalue by Lanczos)")
+    return fig

@@ -33,7 +33,7 @@ from pearlnet.models import Autoencoder
 __all__ = ["FIRST_ORDER", "OPTIMIZERS", "FEATURES", "StudyConfig", "HFSettings", "Split", "PCA",
            "prepare_data", "fit_pca", "make_optimizer", "train_first_order", "train_hf",
            "grid_search", "linear_check", "run_study", "write_results", "arch_label",
-           "quick_config", "default_archs"]
+           "quick_config", "default_archs", "curvature_at"]
 
 FIRST_ORDER = ("sgd", "momentum", "rmsprop", "adam")
 OPTIMIZERS = FIRST_ORDER + ("hf",)
@@ -117,6 +117,14 @@ class StudyConfig:
     linear_check_tol: float = 0.01
     blas_threads: int | None = 1
     quick: bool = False
+    #: curvature at each run's final parameters, on the first ``curvature_size`` training
+    #: images: top ``curvature_top_k`` Hessian and GGN eigenvalues (Lanczos), the traces
+    #: (Hutch++, ``curvature_trace_samples`` products) and the spectral densities (SLQ,
+    #: ``curvature_lanczos_steps`` steps); 0 images: no curvature section
+    curvature_size: int = 500
+    curvature_top_k: int = 3
+    curvature_trace_samples: int = 30
+    curvature_lanczos_steps: int = 40
 
     def __post_init__(self) -> None:
         bad = [o for o in self.optimizers if o not in OPTIMIZERS]
@@ -130,7 +138,8 @@ class StudyConfig:
         missing = [o for o in self.optimizers if o in FIRST_ORDER and not self.grid.get(o)]
         if missing:
             raise ValueError(f"StudyConfig: no step sizes in grid for {missing}")
-        for name in ("epochs", "batch_size", "grid_epochs", "linear_check_epochs"):
+        for name in ("epochs", "batch_size", "grid_epochs", "linear_check_epochs",
+                     "curvature_top_k", "curvature_trace_samples", "curvature_lanczos_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"StudyConfig: {name} must be a positive integer, got "
@@ -147,7 +156,8 @@ def quick_config(dataset: str, **overrides: Any) -> StudyConfig:
     settings: dict[str, Any] = dict(
         archs=default_archs(dataset, quick=True), optimizers=["sgd", "adam", "hf"], epochs=4,
         grid=dict(QUICK_GRIDS), grid_epochs=1, grid_extensions=0,
-        hf=HFSettings(steps_per_epoch=2, cg_max_iters=30), quick=True)
+        hf=HFSettings(steps_per_epoch=2, cg_max_iters=30), quick=True, curvature_size=200,
+        curvature_top_k=2, curvature_trace_samples=15, curvature_lanczos_steps=20)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return StudyConfig(**settings)
 
@@ -664,7 +674,36 @@ def _run_pair(ae: Autoencoder, init: dict, label: str, name: str, config: StudyC
     final["train_over_pca"] = final["train_loss"] / pca_result["train_loss"]
     record["final"] = final
     record["history"] = hist
+    if config.curvature_size:
+        where["text"] = f"{label} {name} curvature"
+        finite = all(np.all(np.isfinite(a)) for a in ae_leaves(params))
+        record["curvature"] = curvature_at(ae, params, x_train[:config.curvature_size],
+                                           config) if finite else None
     return record, params
+
+
+def ae_leaves(params: dict) -> list:
+    from pearlnet.autodiff import tree_flatten
+
+    return tree_flatten(params)[0]
+
+
+def curvature_at(ae: Autoencoder, params: dict, x: np.ndarray, config: StudyConfig) -> dict:
+    """{"hessian": summary, "ggn": summary} of the data loss F at ``params`` over ``x``
+    (``pearlnet.report.spectrum.summarize``): top eigenvalues, trace and spectral density.
+    Penalties are left out (the curvature of the data term)."""
+    from pearlnet import curvature
+
+    from .spectrum import summarize
+
+    out = {"images": int(len(x))}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name, make in (("hessian", curvature.hessian_operator),
+                           ("ggn", curvature.ggn_operator)):
+            op = make((ae.net, ae.hf_loss), params, x)
+            out[name] = summarize(op, config.curvature_top_k, config.curvature_trace_samples,
+                                  config.curvature_lanczos_steps, seed=config.seed)
+    return out
 
 
 def _equal_time(runs: list[dict]) -> dict:
