@@ -4,6 +4,8 @@ Every function written with ``pearlnet.numpy`` has its gradient, Hessian-vector 
 Gauss-Newton-vector product, each checkable against finite differences and the complex step.
 """
 
+import os as _os
+
 # importing any submodule runs pearlnet.autodiff first (pearlnet.numpy builds on its engine)
 from . import check, nn, numpy, optim  # noqa: F401
 from ._malloc import keep_freed_memory
@@ -16,6 +18,7 @@ from .autodiff import (  # noqa: F401
     hvp,
     hvp_operator,
     jacobian,
+    jit,
     jvp,
     linearize,
     ravel,
@@ -27,10 +30,11 @@ from .autodiff import (  # noqa: F401
 )
 from .train import Model, load_model  # noqa: F401
 
-keep_freed_memory()  # freed arrays are reused, not faulted in anew (pearlnet/_malloc.py)
+if _os.environ.get("PEARLNET_MALLOC", "").lower() == "keep":  # opt-in (pearlnet/_malloc.py)
+    keep_freed_memory()
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
-           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "ravel",
+           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "jit", "ravel",
            "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
            "check", "numpy", "nn", "optim", "Model", "load_model", "keep_freed_memory"]

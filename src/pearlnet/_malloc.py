@@ -5,7 +5,13 @@ and again. glibc serves such sizes with mmap and gives them back to the kernel o
 new array costs a page fault per 4 KiB page (about a quarter of a gradient's time on the
 issue-5 autoencoder). Raising the mmap threshold to its maximum (32 MiB) and the trim threshold
 to 256 MiB makes freed blocks stay in the heap for the next array of that size. The setting is
-process-wide: ``PEARLNET_MALLOC=system`` in the environment leaves glibc's defaults alone.
+process-wide, so it is opt-in: importing pearlnet no longer changes the host process's
+allocator (an application that embeds the library keeps its own settings). The compiled steps
+of ``pearlnet.jit`` (Model.fit's default, Hessian-free's product) keep their buffers between
+calls, which does the same work without touching the allocator (docs/jit.md has the figures).
+Call ``pearlnet.keep_freed_memory()``, or set ``PEARLNET_MALLOC=keep`` before importing
+pearlnet, for uncompiled code that allocates large temporaries in a loop;
+``PEARLNET_MALLOC=system`` makes the call a no-op.
 """
 
 from __future__ import annotations

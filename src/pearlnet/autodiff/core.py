@@ -12,6 +12,12 @@ that trace, which is what keeps nested derivatives free of perturbation confusio
 
 The reverse trace is a tape (Wengert list) in creation order: the backward pass is one loop from
 the end of the tape to its start, never a recursion, so chains of any length differentiate.
+
+A *recording* trace (jit's, ``compiled.py``) is always the outermost one. Its tracers are opaque:
+``strip`` stops at them, so a rule that reads data (a ReLU mask, a sign) gets a program value,
+not a constant; non-differentiable primitives are recorded too. ``lower`` carries a primitive
+from a trace to the traces below it, where plain values run ``impl`` (traced values never take
+the ``eager`` path of plain ones).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 from typing import Any, Callable
 
 __all__ = ["Primitive", "Tracer", "ReverseTrace", "ForwardTrace", "ReverseTracer", "ForwardTracer",
-           "new_level", "primitives"]
+           "new_level", "primitives", "nondiff"]
 
 _levels = itertools.count(1)
 
@@ -55,12 +61,13 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "eager", "module", "vjps", "jvps", "differentiable",
-                 "output_spec", "vjp_into", "vjp_joint", "jvp_joint")
+                 "output_spec", "vjp_into", "vjp_joint", "jvp_joint", "out_impl", "elementwise",
+                 "effect", "helper")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True, *,
-                 replace: bool = False) -> None:
+                 replace: bool = False, register: bool = True) -> None:
         module = sys._getframe(1).f_globals.get("__name__", "?")  # the defining module
-        old = primitives.get(name)
+        old = primitives.get(name) if register else None
         if old is not None and not replace:
             was, now = (getattr(f, "__qualname__", repr(f)) for f in (old.impl, impl))
             if (old.module, was) != (module, now):
@@ -89,7 +96,17 @@ class Primitive:
         # of all arguments at once (a list, None where an argument has none), where per-argument
         # rules would each build an output-sized array (concatenate of T time steps)
         self.jvp_joint: Callable | None = None
-        primitives[name] = self
+        # for jit's compiled programs (compiled.py): ``out_impl(out, *args, **params)`` writes the
+        # result into ``out`` (an array of the result's shape and dtype), for real floating
+        # arguments; ``elementwise`` the NumPy ufunc impl is (out= and fusion); ``effect``: a
+        # collective or other side effect, never removed, merged or folded; ``helper``: made by
+        # ``nondiff`` (its program values may sit inside a tuple argument, an index)
+        self.out_impl: Callable | None = None
+        self.elementwise: Any = None
+        self.effect = False
+        self.helper = False
+        if register:
+            primitives[name] = self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         top = None
@@ -97,9 +114,33 @@ class Primitive:
             if isinstance(a, Tracer) and (top is None or a.trace.level > top.level):
                 top = a.trace
         if top is None:
+            if self.helper:  # program values may sit inside an index
+                for a in args:
+                    if type(a) is tuple:
+                        for i in a:
+                            if isinstance(i, Tracer) and i.opaque:
+                                return i.trace.record(self, args, params, self.eager)
             return self.eager(*args, **params)
         if not self.differentiable:
-            return self.impl(*[strip(a) for a in args], **params)
+            vals = [strip(a) for a in args]
+            for v in vals:
+                if isinstance(v, Tracer):  # a value of jit's recording trace: record the call
+                    direct = all(a is b for a, b in zip(args, vals))
+                    return v.trace.record(self, vals, params, self.eager if direct else self.impl)
+            return self.impl(*vals, **params)
+        return top.process(self, args, params)
+
+    def lower(self, args: Any, params: dict) -> Any:
+        """Apply to the values of the traces below the current one (from a trace's
+        ``process``): plain values run ``impl``, a recording trace records ``impl``."""
+        top = None
+        for a in args:
+            if isinstance(a, Tracer) and (top is None or a.trace.level > top.level):
+                top = a.trace
+        if top is None:
+            return self.impl(*args, **params)
+        if top.records:
+            return top.record(self, args, params, self.impl)
         return top.process(self, args, params)
 
     def defvjp(self, *rules: Callable | None) -> None:
@@ -155,10 +196,20 @@ class _Variadic:
 
 
 def strip(x: Any) -> Any:
-    """The plain value under any number of tracers."""
-    while isinstance(x, Tracer):
+    """The plain value under any number of tracers; a value of jit's recording trace (an
+    opaque tracer) stays what it is: a program value, never a constant."""
+    while isinstance(x, Tracer) and not x.opaque:
         x = x.value
     return x
+
+
+def nondiff(impl: Callable, name: str | None = None) -> Primitive:
+    """``impl`` as a non-differentiable helper primitive, not registered (a rule's mask, a
+    sign, a random draw): called on traced values it strips them, and jit records the call,
+    also when the program values sit in a tuple argument (an index)."""
+    prim = Primitive(name or impl.__name__, impl, differentiable=False, register=False)
+    prim.helper = True
+    return prim
 
 
 class Tracer:
@@ -169,6 +220,7 @@ class Tracer:
     """
 
     __slots__ = ("trace",)
+    opaque = False  # True for jit's program values: strip stops there
 
     @property
     def level(self) -> int:
@@ -222,6 +274,7 @@ class ReverseTrace:
     """A tape (Wengert list) of the tracers made under it, in creation order."""
 
     __slots__ = ("level", "tape")
+    records = False
 
     def __init__(self) -> None:
         self.level = new_level()
@@ -245,7 +298,7 @@ class ReverseTrace:
                         nested = True
                 else:
                     nested = True
-        ans = prim(*vals, **params) if nested else prim.impl(*vals, **params)
+        ans = prim.lower(vals, params) if nested else prim.impl(*vals, **params)
         tape = self.tape
         tracer = ReverseTracer(ans, self, len(tape), prim, vals, params, parents)
         tape.append(tracer)
@@ -348,6 +401,7 @@ class ForwardTrace:
     """Forward mode: every tracer carries its tangent along (Pearlmutter's R{.} operator)."""
 
     __slots__ = ("level",)
+    records = False
 
     def __init__(self) -> None:
         self.level = new_level()
@@ -373,7 +427,7 @@ class ForwardTrace:
             out = self._tangent(prim, tangents, None, vals, params)
             if out is not None:
                 return ForwardTracer(None, self, out, (prim.impl, vals, params) + tuple(spec))
-        ans = prim(*vals, **params) if nested else prim.impl(*vals, **params)
+        ans = prim.lower(vals, params) if nested else prim.impl(*vals, **params)
         out = self._tangent(prim, tangents, ans, vals, params)
         if out is None:  # only non-differentiable arguments were traced here
             return ans

@@ -9,13 +9,14 @@ step Im f(x + ih)/h measures and what makes ``grad`` of complex input give H v b
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 import pearlnet.numpy as pnp
 
-from .core import ForwardTrace, ForwardTracer, ReverseTrace, ReverseTracer, Tracer, strip
+from .core import ForwardTrace, ForwardTracer, ReverseTrace, ReverseTracer, Tracer
 from .tree import tree_flatten, tree_leaves_like, tree_map, tree_unflatten
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
@@ -28,16 +29,19 @@ def _as_input(x: Any, who: str, what: str) -> Any:
         x = np.asarray(x)
         if x.dtype == object:
             raise TypeError(f"{who}: {what} is not an array (got an object array)")
-    kind = np.result_type(strip(x)).kind
+    kind = _dtype(x).kind
     if kind not in "fc":
         raise TypeError(f"{who}: cannot differentiate with respect to {what} of dtype "
-                        f"{np.result_type(strip(x))}; pass a float or complex array")
+                        f"{_dtype(x)}; pass a float or complex array")
     return x
 
 
+def _shape(x: Any) -> tuple:
+    return x.shape if isinstance(x, Tracer) else np.shape(x)
+
+
 def _zeros_like(x: Any) -> np.ndarray:
-    v = strip(x)
-    return np.zeros(np.shape(v), dtype=np.result_type(v))
+    return np.zeros(_shape(x), dtype=_dtype(x))
 
 
 def _describe(value: Any) -> str:
@@ -73,7 +77,7 @@ def _scalar_output(out: Any, who: str) -> None:
             hint = "; use vjp or jacobian for tree outputs"
         raise TypeError(f"{who}: f must return a scalar (an array of shape ()), got "
                         f"{_describe(out)}{hint}")
-    shape = np.shape(strip(out))
+    shape = _shape(out)
     if shape != ():
         raise ValueError(f"{who}: f must return a scalar (shape ()), got shape {shape}; "
                          f"use vjp or jacobian for non-scalar outputs")
@@ -108,7 +112,7 @@ def _tangent_leaf(t: Any, p: Any, who: str, i: int) -> Any:
         t = np.asarray(t, dtype=np.result_type(pdt, np.complex64) if isinstance(t, complex)
                        else pdt)
     t = _as_input(t, who, f"tangent {i}")
-    ps, ts = np.shape(strip(p)), np.shape(strip(t))
+    ps, ts = _shape(p), _shape(t)
     if ps != ts:
         raise ValueError(f"{who}: tangent {i} has shape {ts}, its primal {ps}")
     tdt = _dtype(t)
@@ -226,7 +230,7 @@ def _value_and_grad(f: Callable, argnums: int | Sequence[int], has_aux: bool,
                                  f"{_describe(out)}")
             out, aux = out
         _scalar_output(out, who)
-        seed = np.ones((), dtype=np.result_type(strip(out)))
+        seed = np.ones((), dtype=_dtype(out))
         grads = _pull(trace, [out], [seed], inputs)
         value = _unbox(trace, out)
         if has_aux:
@@ -271,13 +275,13 @@ def vjp(f: Callable, *args: Any) -> tuple[Any, Callable]:
 def _vjp(f: Callable, args: tuple, who: str) -> tuple[Any, Callable]:
     trace, out, inputs = _trace_reverse(f, args, tuple(range(len(args))), {}, who)
     out_leaves, out_def = _array_leaves(out, who)
-    shapes = [np.shape(strip(o)) for o in out_leaves]
+    shapes = [_shape(o) for o in out_leaves]
 
     def pullback(cotangent: Any) -> tuple:
         ct_leaves = tree_leaves_like(out_def, cotangent, f"{who} pullback", "the cotangent")
         for c, s in zip(ct_leaves, shapes):
-            if np.shape(strip(c)) != s:
-                raise ValueError(f"{who} pullback: cotangent of shape {np.shape(strip(c))} for "
+            if _shape(c) != s:
+                raise ValueError(f"{who} pullback: cotangent of shape {_shape(c)} for "
                                  f"an output of shape {s}")
         return tuple(_pull(trace, out_leaves, ct_leaves, inputs))
 
@@ -448,8 +452,8 @@ def jacobian(f: Callable) -> Callable:
         x = _single_array(x, "jacobian")
         out, pullback = _vjp(f, (x,), "jacobian")
         leaves, out_def = tree_flatten(out)
-        xshape = np.shape(strip(x))
-        zeros = [np.zeros(np.shape(strip(o)), np.result_type(strip(o))) for o in leaves]
+        xshape = _shape(x)
+        zeros = [np.zeros(_shape(o), _dtype(o)) for o in leaves]
         blocks = []
         for k, zero in enumerate(zeros):
             oshape, dtype = zero.shape, zero.dtype
@@ -473,9 +477,9 @@ def hessian(f: Callable) -> Callable:
 
     def hessian_f(x: Any):
         x = _single_array(x, "hessian")
-        xshape = np.shape(strip(x))
+        xshape = _shape(x)
         n = int(np.prod(xshape, dtype=np.int64))
-        dtype = np.result_type(strip(x))
+        dtype = _dtype(x)
         cols = []
         for j in range(n):
             e = np.zeros(n, dtype=dtype)
@@ -486,3 +490,32 @@ def hessian(f: Callable) -> Callable:
         return pnp.reshape(pnp.stack(cols, axis=1), xshape + xshape)
 
     return hessian_f
+
+
+def _compile_every_transform() -> None:
+    """PEARLNET_JIT_TRANSFORMS=1 (the test suite's jit run): grad, value_and_grad, jvp, hvp and
+    gauss_newton_vp compile what they compute and return the replayed program's result (with
+    PEARLNET_JIT_CHECK=1, checked against the recording)."""
+    from .compiled import jit
+
+    global _value_and_grad, _jvp, _hvp, gauss_newton_vp
+    vg, jv, hv, gn = _value_and_grad, _jvp, _hvp, gauss_newton_vp
+
+    def value_and_grad_jit(f, argnums, has_aux, who):
+        return jit(vg(f, argnums, has_aux, who))
+
+    def jvp_jit(f, primals, tangents, primal_out, who="jvp"):
+        return jit(lambda p, t: jv(f, p, t, primal_out, who))(primals, tangents)
+
+    def hvp_jit(f, x, v, who):
+        return jit(lambda x, v: hv(f, x, v, who))(x, v)
+
+    def gauss_newton_vp_jit(net, loss, params, v):
+        return jit(lambda p, v: gn(net, loss, p, v))(params, v)
+
+    _value_and_grad, _jvp, _hvp, gauss_newton_vp = (value_and_grad_jit, jvp_jit, hvp_jit,
+                                                    gauss_newton_vp_jit)
+
+
+if os.environ.get("PEARLNET_JIT_TRANSFORMS", "") not in ("", "0"):
+    _compile_every_transform()

@@ -45,11 +45,12 @@ class TreeDef:
     are; ``tree_leaves_like`` is the looser match of trees that meet (dicts by key).
     """
 
-    __slots__ = ("kind", "type", "factory", "keys", "children")
+    __slots__ = ("kind", "type", "factory", "keys", "children", "_k", "_h")
 
     def __init__(self, kind: str, type_: type, factory: Any, keys: Any, children: tuple):
         self.kind, self.type, self.factory = kind, type_, factory
         self.keys, self.children = keys, children
+        self._k = self._h = None  # the key and its hash, made once (jit's cache asks often)
 
     @classmethod
     def of(cls, node: Any, children: tuple) -> TreeDef:
@@ -74,13 +75,18 @@ class TreeDef:
         return self.type(*items)  # a named tuple
 
     def _key(self) -> tuple:
-        return (self.kind, self.type, self.factory, self.keys, self.children)
+        if self._k is None:
+            self._k = (self.kind, self.type, self.factory, self.keys, self.children)
+        return self._k
 
     def __eq__(self, other: Any) -> bool:
-        return isinstance(other, TreeDef) and self._key() == other._key()
+        return self is other or (isinstance(other, TreeDef) and hash(self) == hash(other)
+                                 and self._key() == other._key())
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        if self._h is None:
+            self._h = hash(self._key())
+        return self._h
 
     def __repr__(self) -> str:
         kids = ["*" if c is _LEAF else repr(c) for c in self.children]
@@ -99,39 +105,42 @@ def tree_flatten(tree: Any) -> tuple[list, Any]:
     """(leaves, treedef): the leaves in order (dicts in insertion order) and the structure
     that rebuilds the tree (``tree_unflatten``). A leaf is anything not a dict, list or tuple."""
     leaves: list = []
+    return leaves, _flatten(tree, leaves)
 
-    def walk(node):
-        t = type(node)  # the plain containers first: this runs on every transform call
-        if t is dict:
-            return TreeDef("dict", dict, None, tuple(node), tuple([walk(n) for n in node.values()]))
-        if t is list or t is tuple:
-            return TreeDef(t.__name__, t, None, len(node), tuple([walk(n) for n in node]))
-        if isinstance(node, (dict, list, tuple)):
-            children = node.values() if isinstance(node, dict) else node
-            return TreeDef.of(node, tuple([walk(n) for n in children]))
-        leaves.append(node)
-        return _LEAF
 
-    return leaves, walk(tree)
+# module-level recursions, not closures: a closure that calls itself is a reference cycle, and
+# would keep the leaves (and what they hold) alive until the cyclic garbage collector runs
+def _flatten(node: Any, leaves: list) -> Any:
+    t = type(node)  # the plain containers first: this runs on every transform call
+    if t is dict:
+        return TreeDef("dict", dict, None, tuple(node),
+                       tuple([_flatten(n, leaves) for n in node.values()]))
+    if t is list or t is tuple:
+        return TreeDef(t.__name__, t, None, len(node), tuple([_flatten(n, leaves) for n in node]))
+    if isinstance(node, (dict, list, tuple)):
+        children = node.values() if isinstance(node, dict) else node
+        return TreeDef.of(node, tuple([_flatten(n, leaves) for n in children]))
+    leaves.append(node)
+    return _LEAF
+
+
+def _build(d: Any, it: Any) -> Any:
+    if d is _LEAF:
+        return next(it)
+    items = [_build(c, it) for c in d.children]
+    t = d.type
+    if t is dict:
+        return dict(zip(d.keys, items))
+    if t is list:
+        return items
+    return tuple(items) if t is tuple else d.rebuild(items)
 
 
 def tree_unflatten(treedef: Any, leaves: list) -> Any:
     """The tree of structure ``treedef`` holding ``leaves`` in order."""
     it = iter(leaves)
-
-    def build(d):
-        if d is _LEAF:
-            return next(it)
-        items = [build(c) for c in d.children]
-        t = d.type
-        if t is dict:
-            return dict(zip(d.keys, items))
-        if t is list:
-            return items
-        return tuple(items) if t is tuple else d.rebuild(items)
-
     try:
-        out = build(treedef)
+        out = _build(treedef, it)
     except StopIteration:
         raise ValueError(f"tree_unflatten: {len(leaves)} leaves for the structure "
                          f"{treedef}, which has more places") from None

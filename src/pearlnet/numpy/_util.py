@@ -10,9 +10,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from pearlnet.autodiff import core
-from pearlnet.autodiff.core import ForwardTracer, Primitive, Tracer, strip
+from pearlnet.autodiff.core import ForwardTracer, Primitive, Tracer, nondiff, strip
 
-__all__ = ["Primitive", "Tracer", "strip", "shape_of", "dtype_of", "real_dtype", "normalize_axis",
+__all__ = ["Primitive", "Tracer", "strip", "nondiff", "known", "shape_of", "dtype_of",
+           "real_dtype", "normalize_axis",
            "complex_step", "complex_step_state", "continuing", "numpy_own", "numpy_semantics"]
 
 
@@ -56,7 +57,16 @@ def dtype_of(x: Any) -> np.dtype:
         spec = _pending_spec(x)
         if spec is not None:
             return spec[1]
-    return np.result_type(strip(x))
+        x = strip(x)
+        if isinstance(x, Tracer):  # a program value of jit's recording trace
+            return x.dtype
+    return np.result_type(x)
+
+
+def known(x: Any) -> bool:
+    """Can x's data be read now (to choose a path)? Not when it is, or holds, a program value of
+    jit's recording trace: a choice made on it would be baked into the compiled program."""
+    return not isinstance(strip(x), Tracer)
 
 
 def real_dtype(x: Any) -> np.dtype:
@@ -168,3 +178,13 @@ def numpy_own(prim: Primitive, own: Callable) -> None:
 
     eager.__name__ = f"{prim.name}_eager"
     prim.eager = eager
+
+
+def _complex_step_key() -> bool:
+    return complex_step_state.depth > 0
+
+
+# a program recorded inside complex_step() computes kinks on the real part: another signature
+from pearlnet.autodiff.compiled import context_keys  # noqa: E402
+
+context_keys.append(_complex_step_key)

@@ -30,11 +30,16 @@ def _check(z_shape: tuple, c_shape: tuple) -> int:
 
 def _lstm_cell_impl(z, c):
     z, c = np.asarray(z), np.asarray(c)
-    n = _check(z.shape, c.shape)
+    _check(z.shape, c.shape)
     dtype = np.result_type(z, c, np.float32)  # integers become floats, float32 stays
     # block-major output: every block is contiguous, and NumPy runs an elementwise operation on
     # a contiguous (batch, n) block several times faster than on a strided column block
-    out = np.empty((6, *c.shape), dtype)
+    return _lstm_cell_out(np.empty((6, *c.shape), dtype), z, c)
+
+
+def _lstm_cell_out(out, z, c):  # also jit's out= form
+    z, c = np.asarray(z), np.asarray(c)
+    n = _check(z.shape, c.shape)
     np.copyto(out[2:], np.moveaxis(z.reshape(*c.shape[:-1], 4, n), -2, 0))
     h, c_new, ifo, i, f, o, g = out[0], out[1], out[2:5], out[2], out[3], out[4], out[5]
     # sigma(z) = (1 + tanh(z/2)) / 2: one vectorised tanh for the three sigmoid gates
@@ -52,6 +57,7 @@ def _lstm_cell_impl(z, c):
 
 
 lstm_cell_p = Primitive("lstm_cell", _lstm_cell_impl)
+lstm_cell_p.out_impl = _lstm_cell_out
 
 
 def lstm_cell(z: Any, c: Any) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._util import Primitive, numpy_own, real_dtype, shape_of, strip
+from ._util import Primitive, nondiff, numpy_own, real_dtype, shape_of
 from .elementwise import multiply
 from .shapes import reshape, sum_p, transpose
 
@@ -123,6 +123,11 @@ def _im2col_impl(x, kernel, stride, padding):
     return _windows(_batch_last(np.asarray(x), padding), kernel, stride).copy()
 
 
+def _im2col_out(out, x, kernel, stride, padding):  # jit's out= form
+    np.copyto(out, _windows(_batch_last(np.asarray(x), padding), kernel, stride))
+    return out
+
+
 def _col2im_impl(cols, shape, kernel, stride, padding):
     cols = np.asarray(cols)
     n, c, h, w = shape
@@ -162,6 +167,7 @@ def _col2im_jvp(t, ans, cols, shape, kernel, stride, padding):
     return col2im_p(t, shape=shape, kernel=kernel, stride=stride, padding=padding)
 
 
+im2col_p.out_impl = _im2col_out
 im2col_p.defvjp(_im2col_vjp)
 im2col_p.defjvp(_im2col_jvp)
 col2im_p.defvjp(_col2im_vjp)
@@ -201,12 +207,12 @@ def col2im(cols: Any, shape: Any, kernel: Any, stride: Any = 1, padding: Any = 0
 _NO_PAD = ((0, 0), (0, 0))
 
 
-def _winner_mask(x: Any, ans: Any, kernel: tuple, stride: tuple) -> np.ndarray:
+def _winner_mask_impl(x: Any, ans: Any, kernel: tuple, stride: tuple) -> np.ndarray:
     """0/1 array (C, kh, kw, OH, OW, N) in x's real dtype: 1 at the first entry of each window
     equal to its maximum ``ans`` (real parts), 0 elsewhere. Built slab by slab: NumPy's
     comparisons and reductions over small strided axes are many times slower."""
-    r = np.real(strip(x)).transpose(1, 2, 3, 0)
-    m = np.real(strip(ans)).transpose(1, 2, 3, 0)
+    r = np.real(x).transpose(1, 2, 3, 0)
+    m = np.real(ans).transpose(1, 2, 3, 0)
     view = _windows(r, kernel, stride)
     mask = np.empty(view.shape, dtype=real_dtype(x))
     seen = np.zeros(m.shape, dtype=bool)
@@ -219,6 +225,9 @@ def _winner_mask(x: Any, ans: Any, kernel: tuple, stride: tuple) -> np.ndarray:
     return mask
 
 
+_winner_mask = nondiff(_winner_mask_impl, "winner_mask")
+
+
 def _window_max_impl(x, kernel, stride):
     x = np.asarray(x)
     view = _windows(np.real(x).transpose(1, 2, 3, 0), kernel, stride)
@@ -229,7 +238,7 @@ def _window_max_impl(x, kernel, stride):
                 np.maximum(out, view[:, i, j], out=out)
     out = out.transpose(3, 0, 1, 2)
     if np.iscomplexobj(x):  # the entry whose real part won, imaginary part included
-        picked = _windows(x.transpose(1, 2, 3, 0), kernel, stride) * _winner_mask(
+        picked = _windows(x.transpose(1, 2, 3, 0), kernel, stride) * _winner_mask_impl(
             x, out, kernel, stride)
         return picked.sum(axis=(1, 2)).transpose(3, 0, 1, 2)
     return out

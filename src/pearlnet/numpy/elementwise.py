@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from ._util import Primitive, Tracer, dtype_of, numpy_own, real_dtype, shape_of, strip
+from ._util import (
+    Primitive,
+    Tracer,
+    dtype_of,
+    known,
+    nondiff,
+    numpy_own,
+    real_dtype,
+    shape_of,
+    strip,
+)
 from .shapes import astype, broadcast_to, unbroadcast
 
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "exp",
@@ -48,6 +58,7 @@ def _add_jvp(t, ans, x, y):
     return _like_ans(t, ans)
 
 
+add.elementwise = np.add
 add.defvjp(_add_vjp_x, _add_vjp_y)
 add.defjvp(_add_jvp, _add_jvp)
 
@@ -62,6 +73,7 @@ def _subtract_jvp_y(t, ans, x, y):
     return _like_ans(negative(t), ans)
 
 
+subtract.elementwise = np.subtract
 subtract.defvjp(_add_vjp_x, _subtract_vjp_y)
 subtract.defjvp(_add_jvp, _subtract_jvp_y)
 
@@ -84,6 +96,7 @@ def _multiply_jvp_y(t, ans, x, y):
     return _like_ans(multiply(x, t), ans)
 
 
+multiply.elementwise = np.multiply
 multiply.defvjp(_multiply_vjp_x, _multiply_vjp_y)
 multiply.defjvp(_multiply_jvp_x, _multiply_jvp_y)
 
@@ -107,6 +120,7 @@ def _divide_jvp_y(t, ans, x, y):
     return _like_ans(negative(multiply(t, true_divide(ans, y))), ans)
 
 
+true_divide.elementwise = np.true_divide
 true_divide.defvjp(_divide_vjp_x, _divide_vjp_y)
 true_divide.defjvp(_divide_jvp_x, _divide_jvp_y)
 
@@ -117,6 +131,7 @@ def _negative_rule(g, ans, x):
     return negative(g)
 
 
+negative.elementwise = np.negative
 negative.defvjp(_negative_rule)
 negative.defjvp(_negative_rule)
 
@@ -162,11 +177,13 @@ def _power_jvp_x(t, ans, x, y):
 def _power_jvp_y(t, ans, x, y):
     product = multiply(t, _power_dy(ans, x, y))
     zero_t = strip(t) == 0
-    if np.any(zero_t):  # x^y log x is NaN at a negative base: 0 * NaN must not leak in
+    if not known(zero_t) or np.any(zero_t):  # x^y log x is NaN at a negative base: 0 * NaN
+        # must not leak in (under jit always: the data are not known when compiling)
         product = where(zero_t, 0, product)
     return _like_ans(product, ans)
 
 
+power.elementwise = np.power
 power.defvjp(_power_vjp_x, _power_vjp_y)
 power.defjvp(_power_jvp_x, _power_jvp_y)
 
@@ -179,6 +196,8 @@ def reciprocal(x: Any) -> Any:
 def _unary(name: str, impl, deriv) -> Primitive:
     """A unary primitive whose rules are both ``g * deriv(ans, x)``."""
     prim = Primitive(name, impl)
+    if isinstance(impl, np.ufunc):
+        prim.elementwise = impl  # jit writes it into out= and fuses it
 
     def rule(g, ans, x):
         return multiply(g, deriv(ans, x))
@@ -214,7 +233,7 @@ def _square_deriv(ans, x):
 
 
 def _abs_deriv(ans, x):
-    return _sign_impl(strip(x))  # the continuation's sign, whatever the mode: not sign(x)
+    return _continued_sign(x)  # the continuation's sign, whatever the mode: not sign(x)
 
 
 
@@ -277,9 +296,11 @@ expm1 = _unary("expm1", np.expm1, _expm1_deriv)
 sqrt = _unary("sqrt", np.sqrt, _sqrt_deriv)
 square = _unary("square", np.square, _square_deriv)
 abs = _unary("abs", _abs_impl, _abs_deriv)
+abs.out_impl = lambda out, x: np.absolute(x, out=out)  # real x (jit's out= form)
 numpy_own(abs, np.abs)  # the modulus
 absolute = abs
 tanh = Primitive("tanh", np.tanh)
+tanh.elementwise = np.tanh
 sinh = _unary("sinh", np.sinh, _sinh_deriv)
 cosh = _unary("cosh", np.cosh, _cosh_deriv)
 sin = _unary("sin", np.sin, _sin_deriv)
@@ -303,7 +324,13 @@ def _tanh_grad_impl(g, y):
     """g (1 - y^2): the cotangent (or tangent) g carried back (or forward) through y = tanh(x)."""
     if not _fusable(g, y):
         return g * (1 - y * y)
-    out = np.multiply(y, y)
+    return _tanh_grad_out(np.empty_like(y), g, y)
+
+
+def _tanh_grad_out(out, g, y):  # also jit's out= form (out is never g or y)
+    if not _fusable(g, y):
+        return np.multiply(g, 1 - y * y, out=out)
+    np.multiply(y, y, out=out)
     np.subtract(1, out, out=out)
     return np.multiply(out, g, out=out)
 
@@ -312,13 +339,21 @@ def _sigmoid_grad_impl(g, y):
     """g y (1 - y): the cotangent (or tangent) g carried through y = sigmoid(x)."""
     if not _fusable(g, y):
         return g * y * (1 - y)
-    out = np.subtract(1, y)
+    return _sigmoid_grad_out(np.empty_like(y), g, y)
+
+
+def _sigmoid_grad_out(out, g, y):
+    if not _fusable(g, y):
+        return np.multiply(g * y, 1 - y, out=out)
+    np.subtract(1, y, out=out)
     np.multiply(out, y, out=out)
     return np.multiply(out, g, out=out)
 
 
 tanh_grad = Primitive("tanh_grad", _tanh_grad_impl)
 sigmoid_grad = Primitive("sigmoid_grad", _sigmoid_grad_impl)
+tanh_grad.out_impl = _tanh_grad_out
+sigmoid_grad.out_impl = _sigmoid_grad_out
 
 
 def _tanh_grad_wrt_y(t, ans, g, y):
@@ -368,11 +403,20 @@ def _relu_impl(x):
     return np.maximum(x, 0)  # -inf -> 0 and nan -> nan, as max(x, 0)
 
 
+def _relu_mask_impl(x):
+    return np.real(x) > 0
+
+
+_relu_mask = nondiff(_relu_mask_impl, "relu_mask")
+_relu_mask.out_impl = lambda out, x: np.greater(x, 0, out=out)
+
+
 def _relu_rule(g, ans, x):
-    return multiply(g, np.real(strip(x)) > 0)  # float * bool keeps g's dtype
+    return multiply(g, _relu_mask(x))  # float * bool keeps g's dtype
 
 
 relu = Primitive("relu", _relu_impl)
+relu.out_impl = lambda out, x: np.maximum(x, 0, out=out)  # real x (jit's out= form)
 relu.defvjp(_relu_rule)
 relu.defjvp(_relu_rule)
 numpy_own(relu, lambda x: np.maximum(x, 0))  # NumPy orders complex numbers lexicographically
@@ -380,6 +424,9 @@ numpy_own(relu, lambda x: np.maximum(x, 0))  # NumPy orders complex numbers lexi
 
 def _sign_impl(x):
     return _real_sign(x) if np.iscomplexobj(x) else np.sign(x)
+
+
+_continued_sign = nondiff(_sign_impl, "continued_sign")
 
 
 sign = Primitive("sign", _sign_impl, differentiable=False)
@@ -395,13 +442,16 @@ def log10(x: Any) -> Any:
 
 
 # ---- maximum, minimum, where -----------------------------------------------------------------
-def _pick_weight(x, y, larger: bool):
+def _pick_weight_impl(x, y, larger: bool):
     """1 where x wins, 0 where y wins, 1/2 on ties (the autograd/JAX convention), in the real
     dtype of the result; decided on real parts."""
-    rx, ry = np.real(strip(x)), np.real(strip(y))
+    rx, ry = np.real(x), np.real(y)
     wins = rx > ry if larger else rx < ry
     w = np.where(wins, 1.0, np.where(rx == ry, 0.5, 0.0))
-    return w.astype(real_dtype(np.result_type(strip(x), strip(y))), copy=False)
+    return w.astype(real_dtype(np.result_type(x, y)), copy=False)
+
+
+_pick_weight = nondiff(_pick_weight_impl, "pick_weight")
 
 
 def _maximum_impl(x, y):
@@ -418,6 +468,8 @@ def _minimum_impl(x, y):
 
 maximum = Primitive("maximum", _maximum_impl)
 minimum = Primitive("minimum", _minimum_impl)
+maximum.out_impl = lambda out, x, y: np.maximum(x, y, out=out)  # real x, y (jit's out= form)
+minimum.out_impl = lambda out, x, y: np.minimum(x, y, out=out)
 numpy_own(maximum, np.maximum)  # lexicographic on complex numbers
 numpy_own(minimum, np.minimum)
 

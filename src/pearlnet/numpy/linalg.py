@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, shape_of, strip
+from ._util import Primitive, dtype_of, shape_of
 from .elementwise import multiply
 from .shapes import (
     broadcast_to,
@@ -68,6 +68,7 @@ def _matmul_output_spec(x, y):
                                                       else a for a in (x, y)))
 
 
+matmul.out_impl = lambda out, x, y: np.matmul(x, y, out=out)  # jit's out= form
 matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
 matmul.defjvp(_matmul_jvp_x, _matmul_jvp_y)
 matmul.output_spec = _matmul_output_spec  # its forward rules never read the product
@@ -181,7 +182,7 @@ def _einsum_diagonal_vjp(argnum, g, ans, *ops, spec, out):
     xshape = shape_of(ops[argnum])
     ushape = tuple(xshape[target.index(c)] for c in unique)
     ops = list(ops)
-    ops[argnum] = np.broadcast_to(np.zeros((), np.result_type(strip(ops[argnum]))), ushape)
+    ops[argnum] = np.broadcast_to(np.zeros((), dtype_of(ops[argnum])), ushape)
     spec = tuple(unique if i == argnum else s for i, s in enumerate(spec))
     diagonal = _einsum_vjp(argnum, g, ans, *ops, spec=spec, out=out)
     grids = [np.arange(n).reshape([-1 if j == i else 1 for j in range(len(unique))])

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import Primitive, Tracer, continuing, numpy_own, shape_of, strip
+from ._util import Primitive, Tracer, continuing, dtype_of, nondiff, numpy_own, shape_of
 
 __all__ = ["stop_gradient", "greater", "greater_equal", "less", "less_equal", "equal",
            "not_equal", "argmax", "argmin", "argsort", "floor", "ceil", "round", "isfinite",
@@ -40,53 +40,69 @@ equal = Primitive("equal", np.equal, differentiable=False)
 not_equal = Primitive("not_equal", np.not_equal, differentiable=False)
 
 
-def _ordered(x: Any) -> Any:
-    """The values an arg-reduction orders: real parts where x continues analytically."""
-    return np.real(strip(x)) if continuing(x) else x
+def _arg_reduction(fn):
+    """np.argmax and its kin on the real parts: a helper primitive, so that jit records it."""
+    def impl(x, axis):
+        return fn(np.real(x), axis=axis)
+    return nondiff(impl, fn.__name__)
+
+
+_argmax, _argmin, _argsort = (_arg_reduction(f) for f in (np.argmax, np.argmin, np.argsort))
 
 
 def argmax(x: Any, axis: int | None = None) -> np.ndarray:
-    return np.argmax(_ordered(x), axis=axis)
+    return _argmax(x, axis) if continuing(x) else np.argmax(x, axis=axis)
 
 
 def argmin(x: Any, axis: int | None = None) -> np.ndarray:
-    return np.argmin(_ordered(x), axis=axis)
+    return _argmin(x, axis) if continuing(x) else np.argmin(x, axis=axis)
 
 
 def argsort(x: Any, axis: int = -1) -> np.ndarray:
-    return np.argsort(_ordered(x), axis=axis)
+    return _argsort(x, axis) if continuing(x) else np.argsort(x, axis=axis)
+
+
+_floor, _ceil, _isfinite, _isnan = (nondiff(f, f.__name__) for f in (np.floor, np.ceil,
+                                                                       np.isfinite, np.isnan))
+_round = nondiff(np.round, "round")
 
 
 def floor(x: Any) -> np.ndarray:
-    return np.floor(strip(x))
+    return _floor(x)
 
 
 def ceil(x: Any) -> np.ndarray:
-    return np.ceil(strip(x))
+    return _ceil(x)
 
 
 def round(x: Any, decimals: int = 0) -> np.ndarray:
-    return np.round(strip(x), decimals)
+    return _round(x, decimals)
 
 
 def isfinite(x: Any) -> np.ndarray:
-    return np.isfinite(strip(x))
+    return _isfinite(x)
 
 
 def isnan(x: Any) -> np.ndarray:
-    return np.isnan(strip(x))
+    return _isnan(x)
 
 
 def zeros_like(x: Any, dtype: Any = None) -> np.ndarray:
-    return np.zeros_like(strip(x), dtype=dtype)
+    if not isinstance(x, Tracer):
+        return np.zeros_like(x, dtype=dtype)
+    return np.zeros(shape_of(x), dtype=dtype_of(x) if dtype is None else dtype)
 
 
 def ones_like(x: Any, dtype: Any = None) -> np.ndarray:
-    return np.ones_like(strip(x), dtype=dtype)
+    if not isinstance(x, Tracer):
+        return np.ones_like(x, dtype=dtype)
+    return np.ones(shape_of(x), dtype=dtype_of(x) if dtype is None else dtype)
 
 
 def full_like(x: Any, fill_value: Any, dtype: Any = None) -> np.ndarray:
-    return np.full_like(strip(x), fill_value, dtype=dtype)
+    if not isinstance(x, Tracer):
+        return np.full_like(x, fill_value, dtype=dtype)
+    return np.full(shape_of(x), fill_value, dtype=dtype_of(x) if dtype is None else dtype)
 
 
 def shape(x: Any) -> tuple:

@@ -15,6 +15,8 @@ import numpy as np
 
 from ._util import (
     Primitive,
+    known,
+    nondiff,
     normalize_axis,
     numpy_own,
     numpy_semantics,
@@ -75,18 +77,25 @@ def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
 
 
 # ---- max / min: the gradient goes to the extreme entries, shared equally on ties -------------
-def _extreme_weights(x: Any, axis: Any, larger: bool) -> np.ndarray:
-    r = np.real(strip(x))
+def _extreme_weights_impl(x: Any, axis: Any, larger: bool) -> np.ndarray:
+    r = np.real(x)
     ext = (np.max if larger else np.min)(r, axis=axis, keepdims=True)
     mask = r == ext
     w = mask / np.sum(mask, axis=axis, keepdims=True)
     return w.astype(real_dtype(x), copy=False)
 
 
+_extreme_weights_p = nondiff(_extreme_weights_impl, "extreme_weights")
+
+
+def _extreme_weights(x: Any, axis: Any, larger: bool) -> Any:
+    return _extreme_weights_p(x, axis, larger)
+
+
 def _extreme_impl(larger: bool):
     def impl(x, axis, keepdims):
         if np.iscomplexobj(x):
-            w = _extreme_weights(x, axis, larger)
+            w = _extreme_weights_impl(x, axis, larger)
             return np.sum(w * x, axis=axis, keepdims=keepdims)
         return (np.max if larger else np.min)(x, axis=axis, keepdims=keepdims)
     return impl
@@ -141,7 +150,7 @@ def _prod_of_others(x: Any, axis: Any) -> Any:
     xshape = shape_of(x)
     axes = normalize_axis(axis, len(xshape))
     zero = strip(x) == 0
-    if not np.any(zero):
+    if known(zero) and not np.any(zero):  # under jit always the general form
         return true_divide(_expand(prod_p(x, axis=axes, keepdims=True), xshape, axes, True), x)
     safe = where(zero, 1, x)
     count = np.broadcast_to(np.sum(zero, axis=axes, keepdims=True), xshape)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util import Primitive, Tracer, dtype_of, normalize_axis, shape_of, strip
+from ._util import Primitive, Tracer, dtype_of, nondiff, normalize_axis, shape_of, strip
 
 __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
            "stack", "split", "expand_dims", "squeeze", "swapaxes", "moveaxis", "astype",
@@ -19,8 +19,7 @@ __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "co
 
 
 def zeros_tangent(x: Any, dtype: Any = None) -> np.ndarray:
-    v = strip(x)
-    return np.zeros(np.shape(v), dtype=np.result_type(v) if dtype is None else dtype)
+    return np.zeros(shape_of(x), dtype=dtype_of(x) if dtype is None else dtype)
 
 
 # ---- reshape ---------------------------------------------------------------------------------
@@ -179,6 +178,8 @@ def _sum_jvp(t, ans, x, axis, keepdims):
     return sum_p(t, axis=axis, keepdims=keepdims)
 
 
+sum_p.out_impl = lambda out, x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims,
+                                                             out=out)
 sum_p.defvjp(_sum_vjp)
 sum_p.defjvp(_sum_jvp)
 
@@ -196,6 +197,8 @@ def _is_advanced(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     for i in items:
         if isinstance(i, (list, tuple)) or (isinstance(i, np.ndarray) and i.dtype != bool):
+            return True
+        if isinstance(i, Tracer) and i.dtype != bool:  # a program value of jit (labels)
             return True
     return False
 
@@ -231,11 +234,49 @@ def _untake_jvp(t, ans, x, index, shape):
     return untake_p(t, index=index, shape=shape)
 
 
+def _holds_program_value(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, Tracer) for i in items)
+
+
+def _add_at_impl(total, g, index, shape):
+    """total (zeros of ``shape`` where None) with g added at ``index``: a copy (jit's buffer
+    reuse makes it in place where total dies)."""
+    out = np.zeros(shape, dtype=np.result_type(g)) if total is None else total.copy()
+    if _is_advanced(index):
+        np.add.at(out, index, g)
+    else:
+        out[index] += g
+    return out
+
+
+def _add_at_out(out, total, g, index, shape):
+    if total is None:
+        out[...] = 0
+    elif out is not total:
+        np.copyto(out, total)
+    if _is_advanced(index):
+        np.add.at(out, index, g)
+    else:
+        out[index] += g
+    return out
+
+
+_add_at_out.inplace = (0,)  # jit may give it total's own memory, where total dies
+_add_at = nondiff(_add_at_impl, "add_at")
+_add_at.out_impl = _add_at_out
+
+
 def _getitem_vjp_into(total, g, ans, x, index):
     """total + untake(g): g added into its positions of total in place, not through a zeroed
     array of x's size (an LSTM step cuts four gate blocks out of one array)."""
-    if isinstance(g, Tracer):
+    if isinstance(g, Tracer) and not g.opaque:
         return NotImplemented
+    if isinstance(total, Tracer) or isinstance(g, Tracer) or _holds_program_value(index):
+        # under jit: the same arithmetic as below, recorded (in place where total dies)
+        if isinstance(total, Tracer) and not (total.opaque and total.dtype == dtype_of(g)):
+            return NotImplemented
+        return _add_at(total, g, index, shape_of(x))
     if total is None:
         total = np.zeros(shape_of(x), dtype=np.result_type(g))
     elif type(total) is not np.ndarray or np.result_type(total, g) != total.dtype:
@@ -272,18 +313,19 @@ def _concatenate_vjp(argnum, g, ans, *xs, axis, bounds):
 
 
 def _concatenate_jvp(argnum, t, ans, *xs, axis, bounds):
-    parts = [t if i == argnum else zeros_tangent(x, np.result_type(strip(t)))
+    parts = [t if i == argnum else zeros_tangent(x, dtype_of(t))
              for i, x in enumerate(xs)]
     return concatenate_p(*parts, axis=axis, bounds=bounds)
 
 
 def _concatenate_jvp_joint(tangents, ans, *xs, axis, bounds):
     """The tangents concatenated, zeros where an input has none: one concatenation."""
-    dtype = np.result_type(*[strip(t) for t in tangents if t is not None])
+    dtype = np.result_type(*[dtype_of(t) for t in tangents if t is not None])
     parts = [zeros_tangent(x, dtype) if t is None else t for t, x in zip(tangents, xs)]
     return concatenate_p(*parts, axis=axis, bounds=bounds)
 
 
+concatenate_p.out_impl = lambda out, *xs, axis, bounds: np.concatenate(xs, axis=axis, out=out)
 concatenate_p.defvjp_variadic(_concatenate_vjp)
 concatenate_p.defjvp_variadic(_concatenate_jvp)
 concatenate_p.jvp_joint = _concatenate_jvp_joint
@@ -389,8 +431,15 @@ astype_p.defjvp(_astype_jvp)
 
 def astype(x: Any, dtype: Any) -> Any:
     """x in dtype; a cast to integers or booleans is piecewise constant: no derivative."""
-    if np.result_type(strip(x)) == np.dtype(dtype):
+    if dtype_of(x) == np.dtype(dtype):
         return x
     if np.dtype(dtype).kind not in "fc":
-        return np.asarray(strip(x)).astype(dtype)
+        return _cast(x, np.dtype(dtype))
     return astype_p(x, dtype=np.dtype(dtype))
+
+
+def _cast_impl(x, dtype):
+    return np.asarray(x).astype(dtype)
+
+
+_cast = nondiff(_cast_impl, "cast")  # to integers or booleans: no derivative

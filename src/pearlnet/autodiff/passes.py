@@ -1,0 +1,261 @@
+"""The passes over a recorded program (program.py), run in this order by ``optimize``:
+
+- ``fold``: equations whose arguments are all known (constants, or inputs bound with
+  ``fold(program, {input id: value})``) become constants, their values computed once;
+- ``cse``: an equation repeating an earlier one (same function, arguments and parameters)
+  is dropped and its value replaced by the earlier one's;
+- ``dce``: equations no output needs are dropped (collectives are kept);
+- fusion (fusion.py): elementwise chains become one kernel each;
+- ``plan_buffers``: from liveness, each result that can be written into ``out=`` goes into
+  an argument that dies there (in place) or a persistent buffer of its shape and dtype, never
+  into memory an input, a constant or a live value can see; an output goes into the array the
+  previous call returned, when the caller has let go of it (program.py).
+
+Each pass keeps the numbers: a removed equation computed a value nobody reads, a merged one
+the same value from the same arguments, a buffer only changes where a result is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .program import Program, Spec, Var, map_vars, walk_vars
+
+__all__ = ["fold", "cse", "dce", "choose_out", "plan_buffers", "optimize"]
+
+
+def _rename(program: Program, alias: dict[int, Any]) -> None:
+    """Replace uses of value ids by what ``alias`` maps them to (a Var or a constant)."""
+    if not alias:
+        return
+
+    def sub(i: int) -> Any:
+        return alias.get(i, Var(i))
+
+    for e in program.eqns:
+        e.args = [map_vars(a, sub) for a in e.args]
+        e.params = {k: map_vars(v, sub) for k, v in e.params.items()}
+    program.outputs = [map_vars(o, sub) for o in program.outputs]
+
+
+# ---- folding -----------------------------------------------------------------------------
+def fold(program: Program, known: dict[int, Any] | None = None) -> None:
+    """Compute now every equation whose arguments are constants or ``known`` values
+    (input id -> value); their results become constants of the program."""
+    known = dict(known or {})
+    kept = []
+    for e in program.eqns:
+        if e.effect or any(i not in known for i in e.uses()):
+            kept.append(e)
+            continue
+        args = [map_vars(a, known.__getitem__) for a in e.args]
+        params = {k: map_vars(v, known.__getitem__) for k, v in e.params.items()}
+        known[e.out] = e.fn(*args, **params)
+        if program.specs is not None:
+            program.specs[e.out] = Spec(known[e.out])
+    program.eqns = kept
+    program.inputs = [i for i in program.inputs if i not in known]
+    _rename(program, known)
+
+
+# ---- common subexpressions ---------------------------------------------------------------
+def _freeze(x: Any) -> Any:
+    t = type(x)
+    if t is Var:
+        return ("v", x.id)
+    if t in (tuple, list):
+        return (t.__name__, *[_freeze(a) for a in x])
+    if t is dict:
+        return ("d", *[(k, _freeze(v)) for k, v in x.items()])
+    if t is slice:
+        return ("s", _freeze(x.start), _freeze(x.stop), _freeze(x.step))
+    if t in (bool, int, float, complex, str, type(None)) or isinstance(x, np.dtype):
+        return (t, x)
+    return ("o", id(x))  # arrays and other objects: the same object only
+
+
+def cse(program: Program) -> None:
+    """Drop equations that repeat an earlier one; their uses read the earlier value."""
+    seen: dict[Any, int] = {}
+    alias: dict[int, Any] = {}
+    kept = []
+
+    def sub(i: int) -> Any:
+        return alias.get(i, Var(i))
+
+    for e in program.eqns:
+        e.args = [map_vars(a, sub) for a in e.args]
+        e.params = {k: map_vars(v, sub) for k, v in e.params.items()}
+        if e.effect:
+            kept.append(e)
+            continue
+        key = (id(e.fn), _freeze(e.args), _freeze(e.params))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = e.out
+            kept.append(e)
+        else:
+            alias[e.out] = Var(first)
+    program.eqns = kept
+    program.outputs = [map_vars(o, sub) for o in program.outputs]
+
+
+# ---- dead code ---------------------------------------------------------------------------
+def dce(program: Program) -> None:
+    """Drop equations whose values no output (and no collective) needs: one walk backwards."""
+    live: set[int] = set()
+    for o in program.outputs:
+        live.update(walk_vars(o, []))
+    kept = []
+    for e in reversed(program.eqns):
+        if e.effect or e.out in live:
+            kept.append(e)
+            live.update(e.uses())
+    kept.reverse()
+    program.eqns = kept
+
+
+# ---- buffers -----------------------------------------------------------------------------
+def _is_array(s: Spec) -> bool:
+    """An array an out= buffer can stand for: dense in some axis order, which the buffer then
+    has too (a result in another layout would be read, and summed, in another order)."""
+    return s.array and len(s.shape) > 0 and s.order is not None
+
+
+def _ufunc_out(ufunc: Any):
+    def call(out, *args):
+        return ufunc(*args, out=out)
+    call.__name__ = f"{ufunc.__name__}_out"
+    call.ufunc = ufunc  # the generated code calls the ufunc itself, with out=
+    return call
+
+
+def _real(v: Any) -> bool:
+    if type(v) is Spec:
+        return v.real
+    return not (isinstance(v, (np.ndarray, np.generic, complex)) and np.iscomplexobj(v))
+
+
+def choose_out(program: Program) -> None:
+    """Which equations can write into ``out=``: a primitive that is a NumPy ufunc
+    (``elementwise``) or has an ``out_impl``, given real arguments. (Complex arithmetic
+    written in place may take another SIMD loop, with other roundings: complex values, which
+    only the complex step computes, keep fresh arrays.)"""
+    specs = program.specs
+    for e in program.eqns:
+        if e.call_out is not None or e.prim is None:
+            continue
+        if not (_real(specs[e.out]) and all(_real(specs[i]) for i in e.uses())
+                and all(_real(a) for a in e.args)):
+            continue
+        ufunc = e.prim.elementwise
+        if isinstance(ufunc, np.ufunc) and e.fn is ufunc:
+            e.call_out = _ufunc_out(ufunc)
+        elif e.prim.out_impl is not None:
+            e.call_out = e.prim.out_impl
+
+
+def _storages(program: Program) -> tuple[dict, set]:
+    """Each value's storage (the id of the value whose memory it lives in: views share their
+    argument's) and the storages the program may not write (inputs', constants', outputs')."""
+    storage: dict[int, int] = {i: i for i in program.inputs}
+    foreign: set[int] = set(program.inputs)
+    for e in program.eqns:
+        shared = program.shares.get(e.out)
+        if shared is None or shared not in storage:  # its own memory (or a folded value's)
+            storage[e.out] = e.out
+            if shared is not None:
+                foreign.add(e.out)
+        else:
+            storage[e.out] = storage[shared]
+    program.pooled = set()
+    for o in program.outputs:
+        if type(o) is Var:
+            if storage[o.id] == o.id and o.id not in foreign:
+                program.pooled.add(o.id)  # an output with memory of its own: recyclable
+            foreign.add(storage[o.id])
+    return storage, foreign
+
+
+def plan_buffers(program: Program) -> None:
+    """Give each equation that can write into ``out=`` a buffer: an argument that dies there
+    (in place; elementwise only) or a persistent buffer of the result's shape and dtype whose
+    last reader has run. Never written: the memory of an input, a constant or an output
+    (returned, so fresh each call), nor any memory a live value can see."""
+    choose_out(program)
+    specs = program.specs
+    storage, foreign = _storages(program)
+    last: dict[int, int] = {}  # storage -> index of the last equation reading (or making) it
+    for k, e in enumerate(program.eqns):
+        last.setdefault(storage[e.out], k)
+        for i in e.uses():
+            last[storage[i]] = k
+    free: dict[tuple, list[int]] = {}
+    slot_of: dict[int, int] = {}
+    moved: dict[int, int] = {}  # a storage taken over by another (in place)
+
+    def where(i: int) -> int:
+        s = storage[i]
+        while s in moved:
+            s = moved[s]
+        return s
+
+    for k, e in enumerate(program.eqns):
+        out, s = specs[e.out], where(e.out)
+        if e.call_out is not None and e.out in program.pooled and _is_array(out):
+            # an output: written into the array the previous call returned, if the caller has
+            # let go of it (program.py checks the reference count), else into a fresh one
+            e.out_buf = ("pool", len(program.pool_specs))
+            program.pool_specs.append((out.shape, out.dtype, out.order))
+            continue
+        if e.call_out is not None and s == e.out and s not in foreign and _is_array(out):
+            inplace = None
+            if e.prim is None or isinstance(getattr(e.prim, "elementwise", None), np.ufunc):
+                positions = range(len(e.args))  # elementwise: any argument
+            else:  # an out_impl that says which arguments it may overwrite (add_at's total)
+                positions = getattr(e.call_out, "inplace", ())
+            if positions:
+                for pos in positions:
+                    a = e.args[pos]
+                    if type(a) is not Var:
+                        continue
+                    v, sa = specs[a.id], where(a.id)
+                    if (sa not in foreign and last[sa] == k and v.array
+                            and v.shape == out.shape and v.dtype == out.dtype
+                            and v.order is not None and v.order == out.order):
+                        inplace = (pos, sa)
+                        break
+            if inplace is not None:  # the result takes over the dying argument's memory
+                pos, sa = inplace
+                e.out_buf = ("arg", pos)
+                moved[s] = sa
+                last[sa] = last.pop(s)
+                s = sa
+            else:
+                spec = (out.shape, out.dtype, out.order)
+                pool = free.get(spec)
+                if pool:
+                    slot = pool.pop()
+                else:
+                    slot = len(program.slots)
+                    program.slots.append(spec)
+                slot_of[s] = slot
+                e.out_buf = ("slot", slot)
+        for sd in {where(i) for i in e.uses()} | {s}:
+            if last.get(sd) == k and sd in slot_of:
+                slot = slot_of.pop(sd)
+                free.setdefault(program.slots[slot], []).append(slot)
+
+
+def optimize(program: Program, fuse: Any = None) -> Program:
+    """The passes in order (fusion when a fuser is given), then the buffer plan."""
+    fold(program)
+    cse(program)
+    dce(program)
+    if fuse is not None:
+        fuse(program)
+        dce(program)
+    plan_buffers(program)
+    return program
