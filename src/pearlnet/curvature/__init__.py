@@ -15,8 +15,8 @@ True
 Needs SciPy (``pip install 'pearlnet[scipy]'``). See docs/curvature.md.
 """
 
-from .ggn_diagonal import diag_ggn  # noqa: F401
 from .estimators import Eigen, Estimate, diagonal, top_eigenvalues, trace  # noqa: F401
+from .ggn_diagonal import diag_ggn  # noqa: F401
 from .kfac import KFAC, KFACPreconditioner  # noqa: F401
 from .layers import TappedNetwork  # noqa: F401
 from .likelihoods import Likelihood  # noqa: F401

@@ -79,6 +79,9 @@ def _sum_across_jvp(t, ans, x, comm):
 
 sum_across.defvjp(_sum_across_vjp)
 sum_across.defjvp(_sum_across_jvp)
+# a collective: a compiled program (pearlnet.jit) never drops, merges or folds it, and keeps
+# it where the code put it, so every rank calls it at the same point
+sum_across.effect = True
 
 
 class _Context(threading.local):

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 import pearlnet.numpy as pnp
+from pearlnet.numpy._util import dtype_of, known
 
 __all__ = ["squared_error", "mean_squared_error", "categorical_crossentropy",
            "binary_crossentropy", "poisson_nll", "get"]
@@ -45,18 +46,19 @@ def _labels_or_onehot(name: str, y_true: Any, y_pred: Any,
                       axis: int = -1) -> tuple[np.ndarray | None, Any]:
     """(integer labels, None) or (None, target rows). Labels have y_pred's shape without the
     class axis ``axis``: (N,) for (N, K), (N, T) for (N, T, K)."""
-    y = np.asarray(pnp.stop_gradient(y_true))
-    shape = pnp.shape(y_pred)
+    y = pnp.stop_gradient(y_true)  # plain, or under jit an array of the compiled program
+    y = np.asarray(y) if known(y) else y  # (whose values are checked where they are known)
+    shape, yshape, ykind = pnp.shape(y_pred), pnp.shape(y), dtype_of(y).kind
     k = shape[axis]
-    if y.ndim == len(shape) - 1 and y.dtype.kind in "iub":
+    if len(yshape) == len(shape) - 1 and ykind in "iub":
         expected = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
-        if y.shape != expected:
+        if yshape != expected:
             raise ValueError(f"{name}: integer labels for y_pred of shape {shape} must have "
-                             f"shape {expected}, got {y.shape}")
-        if y.size and (y.min() < 0 or y.max() >= k):
+                             f"shape {expected}, got {yshape}")
+        if known(y) and y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(f"{name}: labels must lie in [0, {k}), got {y.min()}..{y.max()}")
-        return y.astype(np.intp), None
-    if y.ndim == len(shape) - 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
+        return pnp.astype(y, np.intp), None
+    if len(yshape) == len(shape) - 1 and ykind == "f" and known(y) and np.all(y == np.round(y)):
         raise ValueError(f"{name}: got float labels of shape {y.shape}; pass integer labels "
                          f"or one-hot rows of shape {pnp.shape(y_pred)}")
     _check_pair(name, y_true, y_pred)
@@ -86,8 +88,8 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> Any:
     """Logloss -(1/n) sum [y log p + (1 - y) log(1 - p)], averaged over every entry. From
     logits z: softplus(z) - y z, which never overflows."""
-    y_true = pnp.astype(y_true, pnp.asarray(y_pred).dtype) if np.asarray(
-        pnp.stop_gradient(y_true)).dtype.kind in "iub" else y_true
+    y_true = pnp.astype(y_true, pnp.asarray(y_pred).dtype) if dtype_of(
+        pnp.asarray(y_true)).kind in "iub" else y_true
     _check_pair("binary_crossentropy", y_true, y_pred)
     if from_logits:
         return pnp.mean(pnp.softplus(y_pred) - y_true * y_pred)

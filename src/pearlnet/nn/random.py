@@ -15,6 +15,10 @@ number generators"): each row's state is a 64-bit hash of its key, and entry j o
 SplitMix64 finaliser of state + j * golden-ratio constant, computed for every entry at once with
 NumPy's wrapping uint64 arithmetic. SplitMix64 passes BigCrush; it is the generator Java's
 SplittableRandom uses and the one NumPy's SeedSequence-style seeding builds on.
+
+Under jit (``Model.fit``'s compiled step) seed, epoch and indices are arrays the program takes,
+and each draw is a helper primitive the program replays: the masks are never constants of the
+program, and are bit for bit the masks of an uncompiled run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import zlib
 from typing import Any
 
 import numpy as np
+
+from pearlnet.autodiff.core import Tracer, nondiff
 
 __all__ = ["SampleStream", "stream_key"]
 
@@ -67,38 +73,60 @@ class SampleStream:
 
     __slots__ = ("seed", "epoch", "indices")
 
-    def __init__(self, seed: int, epoch: int, indices: Any) -> None:
-        self.seed, self.epoch = int(seed), int(epoch)
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    def __init__(self, seed: Any, epoch: Any, indices: Any) -> None:
+        # ints, or (under jit) 0-d integer arrays the program takes
+        self.seed, self.epoch = (x if isinstance(x, Tracer) else int(x) for x in (seed, epoch))
+        if not isinstance(indices, Tracer):
+            indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.indices = indices
 
-    def _bits(self, shape: tuple, key: str) -> np.ndarray:
-        """64 random bits per entry of an array of ``shape`` (rows: the batch's samples)."""
+    def _shape(self, shape: tuple) -> tuple:
         shape = tuple(int(d) for d in shape)
-        if not shape or shape[0] != len(self.indices):
+        n = self.indices.shape[0]
+        if not shape or shape[0] != n:
             raise ValueError(f"SampleStream: expected a shape whose first axis is the batch's "
-                             f"{len(self.indices)} samples, got {shape}")
-        base = np.uint64(stream_key(self.seed, self.epoch, key))
-        rows = _mix(self.indices.astype(np.uint64) * _GOLDEN + base)
-        count = math.prod(shape[1:])
-        cols = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
-        bits = rows[:, None] + cols[None, :]
-        return _mix(bits).reshape(shape)
+                             f"{n} samples, got {shape}")
+        return shape
 
     def random(self, shape: tuple, key: str = "") -> np.ndarray:
         """Uniform floats in [0, 1) (53 random bits each), float64."""
-        return (self._bits(shape, key) >> _S11) * (1.0 / (1 << 53))
+        return _random(self.seed, self.epoch, self.indices, self._shape(shape), key)
 
     def keep_mask(self, shape: tuple, p: float, key: str = "") -> np.ndarray:
         """Booleans, each True with probability 1 - p (to 2^-64): a dropout mask."""
-        threshold = np.uint64(min(int(p * 2.0 ** 64), (1 << 64) - 1))
-        return self._bits(shape, key) >= threshold
+        return _keep_mask(self.seed, self.epoch, self.indices, self._shape(shape), float(p), key)
 
     def row_keys(self, key: str = "") -> np.ndarray:
         """One uniform float in [0, 1) per sample (ranking them draws a random subset)."""
         return self.random((len(self.indices), 1), key)[:, 0]
 
     def __repr__(self) -> str:
-        return f"SampleStream(seed={self.seed}, epoch={self.epoch}, {len(self.indices)} samples)"
+        return (f"SampleStream(seed={self.seed}, epoch={self.epoch}, "
+                f"{self.indices.shape[0]} samples)")
+
+
+def _bits(seed: Any, epoch: Any, indices: np.ndarray, shape: tuple, key: str) -> np.ndarray:
+    """64 random bits per entry of an array of ``shape`` (rows: the batch's samples)."""
+    base = np.uint64(stream_key(int(seed), int(epoch), key))
+    rows = _mix(np.asarray(indices).astype(np.uint64) * _GOLDEN + base)
+    count = math.prod(shape[1:])
+    cols = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
+    bits = rows[:, None] + cols[None, :]
+    return _mix(bits).reshape(shape)
+
+
+def _random_impl(seed, epoch, indices, shape, key):
+    return (_bits(seed, epoch, indices, shape, key) >> _S11) * (1.0 / (1 << 53))
+
+
+def _keep_mask_impl(seed, epoch, indices, shape, p, key):
+    threshold = np.uint64(min(int(p * 2.0 ** 64), (1 << 64) - 1))
+    return _bits(seed, epoch, indices, shape, key) >= threshold
+
+
+# helper primitives: called on a compiled step's arrays they are recorded, not baked in
+_random = nondiff(_random_impl, "sample_stream_random")
+_keep_mask = nondiff(_keep_mask_impl, "sample_stream_keep_mask")
 
 
 def keep_mask(rng: Any, shape: tuple, p: float, key: str) -> np.ndarray:

@@ -22,7 +22,9 @@ before the loop (the bias as a row of the kernel, met by a column of ones), and 
 h_{t-1} W, a sum and ``pearlnet.numpy.lstm_cell``, a primitive for the gates and the state
 update (its rules next to it, as PyTorch fuses the same part). Under a nested transform (hvp)
 each step multiplies its own x_t by V instead: slicing a product traced twice would cost a
-full-size cotangent per step.
+full-size cotangent per step. Under jit (``pearlnet.jit``, Model.fit's default) the time loop
+is unrolled into the recorded program: one line per operation of every step, replayed without
+tracers.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def _stack_time(outs: list) -> Any:
 
 
 def _nested(x: Any) -> bool:
-    """Is x traced by a transform that is itself traced (hvp's grad inside a jvp)?"""
-    return isinstance(x, Tracer) and isinstance(x.value, Tracer)
+    """Is x traced by a transform that is itself traced (hvp's grad inside a jvp)? (A program
+    value of jit below does not count: jit records the in-place adds too.)"""
+    return isinstance(x, Tracer) and not x.opaque and isinstance(x.value, Tracer) \
+        and not x.value.opaque
 
 
 def _step_slices(xs: Any) -> list:

@@ -40,8 +40,7 @@ class AdaGrad(Optimizer):
     def _hparams(self) -> dict:
         return {"eps": self.eps}
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
-        (cache,) = slots
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        (cache,), (lr,) = slots, c
         cache = cache + g * g
         return lr * g / np.sqrt(cache + self.eps), (cache,)

@@ -48,25 +48,19 @@ class Adam(Optimizer):
     def _hparams(self) -> dict:
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
-        m, v = slots
-        b1, b2 = self.beta1, self.beta2
-        # the docstring's arithmetic in as few passes over memory as NumPy allows, with no
-        # temporaries (they dominate an update's cost on large layers):
-        # m + (1 - b1)(g - m) (PyTorch's lerp), v + (1 - b2)(g^2 - v), and
-        # lr mhat / (sqrt(vhat) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2))
-        m_new = np.subtract(g, m, out=np.empty_like(p))  # out=: stays an array when 0-d
-        m_new *= 1.0 - b1
-        m_new += m
-        v_new = np.multiply(g, g, out=np.empty_like(p))
-        v_new -= v
-        v_new *= 1.0 - b2
-        v_new += v
-        c1, c2 = 1.0 - b1 ** (t + 1), 1.0 - b2 ** (t + 1)
+    def _coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        c1, c2 = 1.0 - self.beta1 ** (t + 1), 1.0 - self.beta2 ** (t + 1)
         root_c2 = float(np.sqrt(c2))
-        delta = np.sqrt(v_new, out=np.empty_like(p))
-        delta += self.eps * root_c2
-        np.divide(m_new, delta, out=delta)
-        delta *= lr * root_c2 / c1
+        return self.eps * root_c2, lr * root_c2 / c1
+
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        # the docstring's arithmetic with bias corrections folded into two numbers:
+        # m + (1 - b1)(g - m) (PyTorch's lerp), v + (1 - b2)(g^2 - v), and
+        # lr mhat / (sqrt(vhat) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2)).
+        # Written as expressions for jit (Model.fit's default), which fuses each into one
+        # pass over memory in place; eagerly each operation makes a temporary
+        (m, v), (eps_c, step_c) = slots, c
+        m_new = (g - m) * (1.0 - self.beta1) + m
+        v_new = (g * g - v) * (1.0 - self.beta2) + v
+        delta = m_new / (np.sqrt(v_new) + eps_c) * step_c
         return delta, (m_new, v_new)

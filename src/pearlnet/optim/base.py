@@ -105,8 +105,13 @@ class Optimizer:
     """Base class of the first-order optimizers.
 
     Subclasses set ``key`` (the ``get`` name), ``slots`` (names of the parameter-shaped state
-    trees, zero-initialised) and implement ``_leaf(p, g, slots, lr, t, ctx)`` returning
-    ``(delta, new_slots)``; the new parameter is ``p - delta``, then decoupled weight decay.
+    trees, zero-initialised) and implement ``_coefficients(lr, t)`` (the step's numbers, Python
+    floats) and ``_leaf_math(p, g, slots, coefficients)`` returning ``(delta, new_slots)``
+    with array operations alone (or ``_leaf(p, g, slots, lr, t, ctx)`` for a rule that needs
+    more); the new parameter is ``p - delta``, then decoupled weight decay.
+    ``compiled_update`` runs the leaf math as one jit program (pearlnet.jit), the
+    coefficients its inputs, with the same numbers as ``update``: a Python float in an
+    operation with a float32 array is rounded to float32 first, as the program's input is.
 
     Decoupled weight decay (Loshchilov & Hutter's AdamW, for every optimizer): with
     ``weight_decay = wd > 0`` each decayed leaf also moves by ``-lr * wd * P`` (P the parameter
@@ -171,7 +176,8 @@ class Optimizer:
         state.update(self._init_extra())
         return state
 
-    def update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
+    def update(self, params: Any, grads: Any, state: dict,
+               compiled: bool = False) -> tuple[Any, dict]:
         """One step: returns (new params, new state); the inputs are left untouched."""
         who = f"{self.name}.update"
         ps, treedef = self._leaves(params, "params", "update")
@@ -183,22 +189,85 @@ class Optimizer:
         mask = self._mask(params, ps, paths, treedef)
         lr = self.current_lr(t)
         ctx = self._begin(state, t)
-        new_ps = []
+        if compiled and ctx is None and self._jittable():
+            coefficients = tuple(np.float64(c) for c in (*self._coefficients(lr, t),
+                                                           lr * self.weight_decay))
+            program = self.__dict__.get("_program")
+            if program is None:
+                from pearlnet.autodiff import jit
+                program = self.__dict__["_program"] = jit(self._apply, static_argnums=4)
+            new_ps, slot_trees = program(ps, gs, slot_leaves, coefficients, tuple(mask))
+        else:
+            new_ps, slot_trees = self._apply(ps, gs, slot_leaves, lr, tuple(mask), t, ctx)
+        new_state = dict(state)
+        new_state["step"] = t + 1
+        for s, acc in zip(self.slots, slot_trees):  # arrays, 0-d ones too (not NumPy scalars)
+            new_state[s] = tree_unflatten(treedef, [np.asarray(a, p.dtype)
+                                                    for a, p in zip(acc, ps)])
+        return tree_unflatten(treedef, [np.asarray(a, p.dtype)
+                                        for a, p in zip(new_ps, ps)]), new_state
+
+    def step_inputs(self, params: Any, state: dict) -> tuple | None:
+        """For a program that computes the gradients and applies this rule in one (Model.fit's
+        compiled step): (slot leaves, coefficients, mask) of this update, the arguments of
+        ``_apply`` after the leaves and gradients; None where the rule cannot be compiled."""
+        who = f"{self.name}.update"
+        t = self._step_of(state, who)
+        if not self._jittable() or self._begin(state, t) is not None:
+            return None
+        ps, treedef = self._leaves(params, "params", "update")
+        paths = _LazyPaths(params)
+        slot_leaves = [self._slot_leaves(state, s, treedef, ps, paths, who) for s in self.slots]
+        mask = self._mask(params, ps, paths, treedef)
+        lr = self.current_lr(t)
+        coefficients = tuple(np.float64(c) for c in (*self._coefficients(lr, t),
+                                                       lr * self.weight_decay))
+        return slot_leaves, coefficients, tuple(mask)
+
+    def step_state(self, state: dict, params: Any, slot_leaves: list) -> dict:
+        """The state after an update whose new slot leaves a compiled step computed."""
+        ps, treedef = tree_flatten(params)
+        new_state = dict(state)
+        new_state["step"] = self._step_of(state, f"{self.name}.update") + 1
+        for s, acc in zip(self.slots, slot_leaves):
+            new_state[s] = tree_unflatten(treedef, [np.asarray(a, np.asarray(p).dtype)
+                                                    for a, p in zip(acc, ps)])
+        return new_state
+
+    def compiled_update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
+        """``update`` with the leaf arithmetic as one compiled program (pearlnet.jit: fused,
+        in place where a value dies), same numbers; ``update`` itself where the rule cannot
+        be compiled (a rule of its own ``_leaf``, NoisySGD's draws)."""
+        return self.update(params, grads, state, compiled=True)
+
+    def _jittable(self) -> bool:
+        return type(self)._leaf is Optimizer._leaf
+
+    def _apply(self, ps: list, gs: list, slot_leaves: list, coefficients: Any, mask: tuple,
+               t: int = 0, ctx: Any = None) -> tuple[list, list]:
+        """The new leaves and slot leaves. ``coefficients`` is lr (the plain path) or, compiled,
+        the tuple of ``_coefficients(lr, t)`` and lr * weight_decay as float64 scalars."""
+        import pearlnet.numpy as pnp
+
+        new_ps: list = []
         new_slots: list[list] = [[] for _ in self.slots]
         wd = self.weight_decay
         for i, (p, g) in enumerate(zip(ps, gs)):
-            delta, slot_vals = self._leaf(p, g, tuple(sl[i] for sl in slot_leaves), lr, t, ctx)
+            slots = tuple(sl[i] for sl in slot_leaves)
+            if isinstance(coefficients, tuple):  # compiled: in the leaf's dtype, as Python
+                c = tuple(pnp.astype(x, p.dtype) for x in coefficients)  # floats would be
+                delta, slot_vals = self._leaf_math(p, g, slots, c[:-1])
+                decay = c[-1]
+            else:
+                delta, slot_vals = self._leaf(p, g, slots, coefficients, t, ctx)
+                decay = coefficients * wd
             new = p - delta
             if wd and mask[i]:
-                new = new - (lr * wd) * p
-            new_ps.append(np.asarray(new, dtype=p.dtype))
+                new = new - decay * p
+            new_ps.append(pnp.astype(new, p.dtype))
             for acc, v in zip(new_slots, slot_vals):
-                acc.append(np.asarray(v, dtype=p.dtype))
-        new_state = dict(state)
-        new_state["step"] = t + 1
-        for s, acc in zip(self.slots, new_slots):
-            new_state[s] = tree_unflatten(treedef, acc)
-        return tree_unflatten(treedef, new_ps), new_state
+                acc.append(pnp.astype(v, p.dtype))
+        return new_ps, new_slots
 
     # ---- hooks for subclasses --------------------------------------------------------------
     def _init_extra(self) -> dict:
@@ -209,9 +278,17 @@ class Optimizer:
         """Per-update context handed to every ``_leaf`` call (NoisySGD's generator)."""
         return None
 
+    def _coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        """The numbers of update t that ``_leaf_math`` uses (Python floats): lr by default."""
+        return (lr,)
+
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        """(delta, new slots) with array operations on arrays or traced values."""
+        raise NotImplementedError(f"{self.name}: implement _leaf_math (or _leaf)")
+
     def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
               ctx: Any) -> tuple[np.ndarray, tuple]:
-        raise NotImplementedError
+        return self._leaf_math(p, g, slots, self._coefficients(lr, t))
 
     def _hparams(self) -> dict:
         return {}

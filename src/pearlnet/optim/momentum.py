@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .base import LearningRate, Optimizer, check_number
 
 __all__ = ["Momentum"]
@@ -44,8 +42,7 @@ class Momentum(Optimizer):
     def _hparams(self) -> dict:
         return {"beta": self.beta}
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
-        (inertia,) = slots
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        (inertia,), (lr,) = slots, c
         inertia = self.beta * inertia + lr * g
         return inertia, (inertia,)

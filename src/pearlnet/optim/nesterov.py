@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .momentum import Momentum
 
 __all__ = ["Nesterov"]
@@ -34,9 +32,8 @@ class Nesterov(Momentum):
 
     key = "nesterov"  # constructor, hyper-parameters and state are Momentum's
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
-        (inertia,) = slots
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        (inertia,), (lr,) = slots, c
         step = lr * g
         inertia = self.beta * inertia + step
         return self.beta * inertia + step, (inertia,)

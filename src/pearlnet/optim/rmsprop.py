@@ -43,8 +43,7 @@ class RMSProp(Optimizer):
     def _hparams(self) -> dict:
         return {"gamma": self.gamma, "eps": self.eps}
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
-        (cache,) = slots
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        (cache,), (lr,) = slots, c
         cache = self.gamma * cache + (1.0 - self.gamma) * (g * g)
         return lr * g / np.sqrt(cache + self.eps), (cache,)

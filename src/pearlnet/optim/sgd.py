@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .base import LearningRate, Optimizer
 
 __all__ = ["SGD"]
@@ -34,6 +32,6 @@ class SGD(Optimizer):
                  decay_mask: Any = None) -> None:
         super().__init__(lr, weight_decay=weight_decay, decay_mask=decay_mask)
 
-    def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
-              ctx: Any) -> tuple[np.ndarray, tuple]:
+    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+        (lr,) = c
         return lr * g, ()

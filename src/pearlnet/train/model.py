@@ -2,6 +2,13 @@
 
 The loop only orchestrates: each step takes ``value_and_grad`` of the pure objective
 loss(y, net(params, x)) + penalties, and hands (params, grads, state) to the optimizer.
+
+With ``compile(..., jit=True)`` (the default) the step is compiled (pearlnet.jit): the gradient
+step, with the dropout masks drawn inside it from (seed, epoch, sample indices) arrays it takes,
+and the optimizer's update are each one program per batch shape, replayed for every batch with
+the same numbers as ``jit=False``. Between them, in a data-parallel fit, the gradients'
+allreduce, the same on every rank. The programs are made again by ``compile``; a layer's
+setting changed after the first ``fit`` (a Dropout's p) needs a new ``compile``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pearlnet.autodiff import tree_flatten, value_and_grad
+from pearlnet.autodiff import jit as compile_fn
+from pearlnet.autodiff import (
+    tree_flatten,
+    tree_leaves_like,
+    tree_map,
+    tree_unflatten,
+    value_and_grad,
+)
 from pearlnet.distributed import (
     Shard,
     check_same,
@@ -74,6 +88,8 @@ class Model(Sequential):
         # {"seed": s, "epoch": k}: where fit stands (saved in a checkpoint, for initial_epoch)
         self.training_progress: dict | None = None
         self._comm: Any = None  # the communicator of the last fit (rank 0 writes files)
+        self.jit = True  # compile the training and inference steps (compile(jit=...))
+        self._programs: dict = {}  # the compiled steps, by name (reset by compile)
         super().__init__(list(layers or []), name)
         self._dtype = None if dtype is None else np.dtype(dtype)
 
@@ -151,12 +167,17 @@ class Model(Sequential):
         self.build(x.shape[1:])
 
     def compile(self, loss: str | Callable = "categorical_crossentropy", optimizer: Any = "sgd",
-                metrics: Sequence[str | Callable] = (), from_logits: bool | None = None) -> None:
+                metrics: Sequence[str | Callable] = (), from_logits: bool | None = None,
+                jit: bool = True) -> None:
         """Choose the loss (a function or its name), the optimizer (an object of pearlnet.optim
         or its name) and the metrics. For a cross-entropy loss, ``from_logits`` defaults to True
         when the last layer has no softmax/sigmoid (the fused, stable form). A model whose
-        input shape is not known yet is built by the first ``fit``. A compile that raises
-        leaves the model as it was."""
+        input shape is not known yet is built by the first ``fit``. ``jit`` (default True):
+        fit, evaluate and predict run compiled steps (pearlnet.jit), the same numbers as
+        uncompiled ones (``jit=False``), without the tracer's cost per operation. A compile
+        that raises leaves the model as it was."""
+        if not isinstance(jit, (bool, np.bool_)):
+            raise ValueError(f"Model.compile: jit must be True or False, got {jit!r}")
         loss_fn = losses.get(loss)
         optimizer = _optimizer(optimizer)
         metric_fns = [metrics_mod.get(m) for m in metrics]
@@ -170,6 +191,7 @@ class Model(Sequential):
         self._resolve_from_logits()
         self.opt_state = opt_state
         self._opt_layout = _layout(self.params) if self.built else None
+        self.jit, self._programs = bool(jit), {}
 
     def _resolve_from_logits(self) -> None:
         if self._from_logits_arg is not None or not self.layers:
@@ -433,32 +455,89 @@ class Model(Sequential):
             return {name: 0.0 for name, _ in self.metric_fns}
         return {name: self._metric(fn, yb, out) * k for name, fn in self.metric_fns}
 
+    def _weighted(self, params, x, y, state, training, rng, weight):
+        value, aux = self.objective(params, x, y, state, training, rng)
+        return value * weight, aux
+
+    def _gradient_step(self, params: Any, x: Any, y: Any, state: Any, seed_epoch: Any,
+                       indices: Any, comm: Any, total: int, weight: float) -> tuple:
+        """(loss, new state, outputs, gradients) of one batch: the part of a step that is
+        compiled. The dropout masks come from (seed, epoch) and the samples' indices, arrays
+        the compiled program takes (never constants of it). ``comm`` None: one process."""
+        stream = SampleStream(seed_epoch[0], seed_epoch[1], indices)
+        if comm is None:
+            (loss, (new_state, out)), grads = value_and_grad(self.objective, has_aux=True)(
+                params, x, y, state, True, stream)
+        else:
+            with data_parallel(comm, total, pnp_len(x)):
+                (loss, (new_state, out)), grads = value_and_grad(self._weighted, has_aux=True)(
+                    params, x, y, state, True, stream, weight)
+        return loss, new_state, out, grads
+
+    def _training_step(self, params: Any, x: Any, y: Any, state: Any, seed_epoch: Any,
+                       indices: Any, slots: list, coefficients: tuple, mask: tuple) -> tuple:
+        """One process: the gradient step and the optimizer's rule in one compiled program
+        (the gradients never leave it). Returns (loss, new state, outputs, new params, new
+        slot leaves)."""
+        loss, new_state, out, grads = self._gradient_step(params, x, y, state, seed_epoch,
+                                                          indices, None, 0, 1.0)
+        ps, treedef = tree_flatten(params)
+        gs = tree_leaves_like(treedef, grads, "Model.fit", "the gradients")
+        new_ps, new_slots = self.optimizer._apply(ps, gs, slots, coefficients, mask)
+        return loss, new_state, out, tree_unflatten(treedef, new_ps), new_slots
+
+    def _program(self, name: str, fn: Callable, static_argnums: tuple = ()) -> Callable:
+        """The compiled form of ``fn`` (made once per compile()), or fn itself (jit=False)."""
+        if not self.jit:
+            return fn
+        program = self._programs.get(name)
+        if program is None:
+            program = self._programs[name] = compile_fn(fn, static_argnums=static_argnums)
+        return program
+
     def _first_order_step(self) -> Callable:
         """A step for the first-order optimizers: gradient, then ``optimizer.update``.
 
         In a data-parallel step each rank differentiates its share's mean loss (plus the
         penalty) weighted by n_rank / N, so the weighted gradients sum to the global batch's
         mean gradient exactly, uneven shares included; the loss and the metric sums travel in
-        the same allreduce as the gradients (one message per dtype)."""
-        value_and_grad_fn = value_and_grad(self.objective, has_aux=True)
-
-        def weighted(params, x, y, state, training, rng, weight):
-            value, aux = self.objective(params, x, y, state, training, rng)
-            return value * weight, aux
-
-        weighted_grad = value_and_grad(weighted, has_aux=True)
+        the same allreduce as the gradients (one message per dtype). Compiled (jit), the
+        gradient step and the update are two programs and the allreduce runs between them,
+        in the same order on every rank."""
+        gradient_step = self._program("gradient_step", self._gradient_step, (6, 7, 8))
+        compiled = getattr(self.optimizer, "compiled_update", None)
+        update = compiled if self.jit and compiled is not None else self.optimizer.update
+        step_inputs = getattr(self.optimizer, "step_inputs", None) if self.jit else None
 
         def step(xb, yb, stream, shard):
             params, state, comm = self.params, self.state, shard.comm
+            seed_epoch = np.array([stream.seed, stream.epoch], dtype=np.int64)
+            inputs = step_inputs(params, self.opt_state) if step_inputs and comm.size == 1 \
+                else None
+            if inputs is not None:  # one program: gradients and the update
+                training_step = self._program("training_step", self._training_step, (8,))
+                loss, new_state, out, new_params, new_slots = training_step(
+                    params, xb, yb, state, seed_epoch, stream.indices, *inputs)
+                loss = float(loss)
+                metric_sums = self._metric_sums(yb, out)
+
+                def apply_fused():
+                    self.last_finite = (params, state)
+                    self.opt_state = self.optimizer.step_state(self.opt_state, params,
+                                                               new_slots)
+                    self.params = tree_map(np.asarray, new_params)
+                    self.state = new_state if new_state else state
+
+                return loss, metric_sums, apply_fused
             if comm.size == 1:
-                (loss, (new_state, out)), grads = value_and_grad_fn(params, xb, yb, state,
-                                                                    True, stream)
+                loss, new_state, out, grads = gradient_step(
+                    params, xb, yb, state, seed_epoch, stream.indices, None, 0, 1.0)
                 loss = float(loss)
                 metric_sums = self._metric_sums(yb, out)
             else:
-                with data_parallel(comm, shard.total, len(xb)):
-                    (loss, (new_state, out)), grads = weighted_grad(
-                        params, xb, yb, state, True, stream, shard.fraction)
+                loss, new_state, out, grads = gradient_step(
+                    params, xb, yb, state, seed_epoch, stream.indices, comm, shard.total,
+                    shard.fraction)
                 stats = np.array([float(loss), *self._metric_sums(yb, out).values()])
                 grads, stats = comm.allreduce((grads, stats))
                 loss = float(stats[0])
@@ -467,8 +546,7 @@ class Model(Sequential):
 
             def apply_update():
                 self.last_finite = (params, state)
-                self.params, self.opt_state = self.optimizer.update(params, grads,
-                                                                    self.opt_state)
+                self.params, self.opt_state = update(params, grads, self.opt_state)
                 self.state = new_state if new_state else state
 
             return loss, metric_sums, apply_update
@@ -476,10 +554,13 @@ class Model(Sequential):
         return step
 
     # -- inference ---------------------------------------------------------------------------
+    def _inference(self, params: Any, state: Any, x: Any) -> Any:
+        return self.forward(params, x, state=state, training=False)[0]
+
     def _local_outputs(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        outs = [np.asarray(self.apply(self.params, x[i:i + batch_size].astype(self.dtype,
-                                                                                copy=False),
-                                      training=False))
+        forward = self._program("inference", self._inference)
+        outs = [np.asarray(forward(self.params, self.state,
+                                   x[i:i + batch_size].astype(self.dtype, copy=False)))
                 for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape_), self.dtype)
 
@@ -566,6 +647,11 @@ class Model(Sequential):
         if comm is not None and comm.size > 1 and comm.rank != 0 and not all_ranks:
             return
         save_model(self, path)
+
+
+def pnp_len(x: Any) -> int:
+    """The number of rows of an array or a traced array."""
+    return int(np.shape(x)[0]) if not hasattr(x, "shape") else int(x.shape[0])
 
 
 def _layer_dtypes(layers: Sequence[Module]) -> list[np.dtype]:
