@@ -24,6 +24,7 @@ import numpy as np
 from pearlnet.autodiff import (
     gauss_newton_operator,
     hvp_operator,
+    jit,
     ravel,
     tree_map,
     value_and_grad,
@@ -152,6 +153,8 @@ class HessianFree:
         curvature_batch_size: used by ``Model.fit``: the curvature products use this many
             cases of each training batch (None: the whole batch).
         lr: a factor on the chosen step (1 is Martens'; a LearningRateScheduler sets it).
+        jit: compile the curvature product once per outer step (pearlnet.jit), so that every
+            CG iteration replays it without tracers; the same numbers as ``jit=False``.
     """
 
     def __init__(self, net: Callable | None = None, loss: Callable | None = None,
@@ -162,7 +165,7 @@ class HessianFree:
                  preconditioner: bool | Callable = False, precondition_cases: int = 64,
                  line_search: bool = True, line_search_tries: int = 60,
                  penalty: Callable | None = None, curvature_batch_size: int | None = None,
-                 lr: float = 1.0) -> None:
+                 lr: float = 1.0, jit: bool = True) -> None:
         if curvature not in ("gauss-newton", "hessian"):
             raise ValueError(f"HessianFree: curvature must be 'gauss-newton' or 'hessian', got "
                              f"{curvature!r}")
@@ -199,6 +202,9 @@ class HessianFree:
         self.curvature_batch_size = curvature_batch_size
         # the Model's LearningRateScheduler may scale the step; 1 is Martens'
         self.lr = check_number("HessianFree", "lr", lr, low=0.0)
+        if not isinstance(jit, (bool, np.bool_)):
+            raise ValueError(f"HessianFree: jit must be True or False, got {jit!r}")
+        self.jit = bool(jit)
 
     # -- the objective and its curvature -----------------------------------------------------
     def _objective(self, unravel: Callable, batch: Any) -> Callable:
@@ -214,22 +220,30 @@ class HessianFree:
                            batch: Any) -> Callable[[np.ndarray], np.ndarray]:
         """v -> B v on ``batch`` (B without damping). The passes that do not depend on v (the
         forward pass; for the Hessian also the backward pass) run once per outer step, so a CG
-        iteration costs only the R-passes (``gauss_newton_operator`` / ``hvp_operator``)."""
+        iteration costs only the R-passes (``gauss_newton_operator`` / ``hvp_operator``).
+        With ``jit`` (the default) those R-passes are one compiled program per outer step
+        (pearlnet.jit; the recorded forward values are its constants), replayed by every CG
+        iteration with the same numbers and no tracer."""
         if self.curvature == "hessian":
-            hess = hvp_operator(self._objective(unravel, batch), flat)
-            return lambda v: np.asarray(hess(v))
+            product = hvp_operator(self._objective(unravel, batch), flat)
+        else:
+            def net(w):
+                return self.net(unravel(w), batch)
 
-        def net(w):
-            return self.net(unravel(w), batch)
+            def loss(z):
+                return self.loss(z, batch)
 
-        def loss(z):
-            return self.loss(z, batch)
+            product = gauss_newton_operator(net, loss, flat)
+            if self.penalty is not None:
+                gn = product
+                penalty = hvp_operator(lambda w: self.penalty(unravel(w)), flat)
 
-        gn = gauss_newton_operator(net, loss, flat)
-        if self.penalty is None:
-            return lambda v: np.asarray(gn(v))
-        penalty = hvp_operator(lambda w: self.penalty(unravel(w)), flat)
-        return lambda v: np.asarray(gn(v)) + np.asarray(penalty(v))
+                def product(v):
+                    return gn(v) + penalty(v)
+
+        if self.jit:
+            product = jit(product)
+        return lambda v: np.asarray(product(v))
 
     def _precondition_count(self, batch: Any) -> int:
         """The number of cases in ``batch``, or a ValueError if there are none."""
@@ -446,7 +460,8 @@ class HessianFree:
                 "preconditioner": self.preconditioner,
                 "precondition_cases": self.precondition_cases,
                 "line_search": self.line_search, "line_search_tries": self.line_search_tries,
-                "curvature_batch_size": self.curvature_batch_size, "lr": self.lr}
+                "curvature_batch_size": self.curvature_batch_size, "lr": self.lr,
+                "jit": self.jit}
 
     def __repr__(self) -> str:
         return (f"HessianFree(curvature={self.curvature!r}, damping={self.damping}, "
