@@ -31,6 +31,25 @@ def chain_pearlnet(steps: int):
     return lambda: g(x)
 
 
+def chain_pearlnet_jit(steps: int):
+    """The same chain compiled: value and gradient replayed without tracers (the value is
+    returned too, or the whole program would fold to a constant: the gradient does not
+    depend on x)."""
+    import pearlnet
+    import pearlnet.numpy as pnp
+
+    def f(x):
+        y = x
+        for _ in range(steps):
+            y = y * 1.0001 + 0.0001
+        return pnp.sum(y)
+
+    g = pearlnet.jit(pearlnet.value_and_grad(f))
+    x = np.array([0.5])
+    g(x)  # compile
+    return lambda: g(x)
+
+
 def chain_torch(steps: int):
     import torch
 
@@ -106,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     rows = [("pearlnet", median_seconds(chain_pearlnet(args.steps), args.repeats) / ops * 1e6)]
-    peers = [("PyTorch eager", chain_torch, args.steps),
+    peers = [("pearlnet jit", chain_pearlnet_jit, args.steps),
+             ("PyTorch eager", chain_torch, args.steps),
              ("HIPS autograd", chain_autograd, args.steps),
              ("JAX eager (no jit)", chain_jax, args.jax_steps)]
     for name, make, steps in peers:
