@@ -405,3 +405,37 @@ def test_lstm_gradient_and_hvp_compiled_exactly(rng):
     want = pearlnet.hvp(loss, params, v)
     for got in twice(lambda p, v: pearlnet.hvp(loss, p, v), params, v):
         assert_same(got, want)
+
+
+def test_call_into_writes_outputs_into_offered_arrays_with_the_same_numbers():
+    import pearlnet
+
+    def f(w, x):
+        return pearlnet.grad(lambda w: pnp.sum(pnp.tanh(x @ w) ** 2))(w), pnp.sum(x)
+
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal((4, 3)), rng.standard_normal((5, 4))
+    compiled = pearlnet.jit(f)
+    expected = compiled(w, x)  # records the program
+    target = np.empty((4, 3))
+    g, s = compiled.call_into([target, None], w, x)
+    np.testing.assert_array_equal(g, expected[0])
+    assert g is target  # computed right in the offered array
+    # an array that does not fit (shape, dtype, layout) is ignored, never written
+    wrong = np.zeros((3, 4))
+    g2, _ = compiled.call_into([wrong, None], w, x)
+    assert g2 is not wrong and not wrong.any()
+    np.testing.assert_array_equal(g2, expected[0])
+
+
+def test_packed_tree_views_share_one_buffer_per_dtype():
+    from pearlnet.distributed import PackedTree
+
+    tree = {"a": np.ones((2, 3), np.float32), "b": np.arange(4.0), "c": np.zeros(3, np.float32)}
+    packed = PackedTree(tree)
+    assert sorted(str(d) for d in packed.buffers) == ["float32", "float64"]
+    assert packed.buffers[np.dtype(np.float32)].size == 9
+    assert all(np.shares_memory(v, packed.buffers[v.dtype]) for v in packed.views)
+    assert packed.fits({"a": np.zeros((2, 3), np.float32), "b": np.ones(4),
+                        "c": np.ones(3, np.float32)})
+    assert not packed.fits({"a": np.zeros((2, 3)), "b": np.ones(4), "c": np.ones(3)})

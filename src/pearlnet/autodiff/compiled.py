@@ -262,6 +262,23 @@ class Jitted:
             return tree_unflatten(out_def, outs)
         return self._compile(key, args, kwargs, leaves, layout)
 
+    def call_into(self, into: list, *args: Any, **kwargs: Any) -> Any:
+        """``self(*args, **kwargs)``, offering ``into`` (one array or None per leaf of the
+        flattened output) as the memory of the outputs: an output the program writes with
+        ``out=`` lands in the offered array, which is returned itself (``result is into[k]``);
+        the others come back as usual. For a caller that wants results in a buffer of its own
+        (a data-parallel step's gradients in the allreduce buffer) without copying them."""
+        key, leaves, layout = self._signature(args, kwargs)
+        if key is None or any(isinstance(args[i], Tracer) for i in layout[2]):
+            return self(*args, **kwargs)
+        entry = self.cache.get(key)
+        if entry is None:
+            return self._compile(key, args, kwargs, leaves, layout)
+        self.cache.move_to_end(key)
+        program, out_def, traced = entry
+        outs = program([leaf for leaf, t in zip(leaves, traced) if t], into)
+        return tree_unflatten(out_def, outs)
+
     def _compile(self, key: Any, args: tuple, kwargs: dict, leaves: list, layout: Any) -> Any:
         treedef, traced, static, dynamic = layout
         t0 = time.perf_counter()

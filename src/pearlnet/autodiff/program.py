@@ -130,6 +130,7 @@ class Program:
         self.pool_specs: list[tuple] = []  # (shape, dtype, axis order) of each recycled output
         self.pooled: set = set()
         self.run: Callable | None = None
+        self.output_pool: list = []  # per output: its pool slot (None: not recyclable)
         self.busy = threading.Lock()  # held by a replay (another call meanwhile, re-entrant or
         self.run_fresh: Callable | None = None  # from another thread, runs without buffers)
 
@@ -141,34 +142,63 @@ class Program:
 
     def build(self) -> None:
         """Write and compile the replay functions (with and without the persistent buffers)."""
+        pool_of = {e.out: e.out_buf[1] for e in self.eqns
+                   if e.out_buf is not None and e.out_buf[0] == "pool"}
+        self.output_pool = [pool_of.get(o.id) if type(o) is Var else None
+                            for o in self.outputs]
         self.run = _generate(self, buffers=True)
         self.run_fresh = _generate(self, buffers=False) if self.slots or self.pool_specs \
             else self.run
         self.specs = None
 
-    def __call__(self, leaves: list) -> list:
+    def __call__(self, leaves: list, into: list | None = None) -> list:
+        """The outputs for these input leaves. ``into`` (a list aligned with the outputs, None
+        where no matter) offers arrays the outputs may be written into: an output the program
+        writes with ``out=`` (a recyclable one) whose shape, dtype and C-ordered layout match
+        is computed right there, and returned as that very array; the others are returned as
+        usual (the caller checks identity). Same numbers either way: only the memory differs."""
         if not self.busy.acquire(blocking=False):  # a replay is in progress
             return self.run_fresh(*leaves)
+        dest = self.run.dest
         try:
+            if into is not None:
+                for k, arr in enumerate(into):
+                    n = self.output_pool[k] if k < len(self.output_pool) else None
+                    if arr is None or n is None or dest[n] is not None:
+                        continue
+                    shape, dtype, order = self.pool_specs[n]
+                    if (arr.shape == tuple(shape) and arr.dtype == dtype
+                            and tuple(order) == tuple(range(len(shape)))
+                            and arr.flags.c_contiguous and arr.flags.writeable):
+                        dest[n] = arr
             return self.run(*leaves)
         finally:
+            if into is not None:
+                dest[:] = [None] * len(dest)
             self.busy.release()
 
 
-def _recycler(specs: list[tuple]) -> tuple[Callable, list]:
-    """(take, pool): ``take(k)`` is the array output k had last call when nobody else holds it
-    any more (its reference count says so: then no caller can see it change), else a new one."""
+def _recycler(specs: list[tuple]) -> tuple[Callable, list, list]:
+    """(take, pool, dest): ``take(k)`` is the array the caller offered for output k (``dest``),
+    else the array output k had last call when nobody else holds it any more (its reference
+    count says so: then no caller can see it change), else a new one."""
     pool: list = [None] * len(specs)
+    dest: list = [None] * len(specs)
     refcount = sys.getrefcount
 
     def take(k: int) -> np.ndarray:
+        a = dest[k]
+        if a is not None:
+            dest[k] = None
+            pool[k] = None
+            return a
         a = pool[k]
         pool[k] = None
         if a is not None and refcount(a) == 2:  # this frame's name and the call's argument
             return a
         return empty(*specs[k])
 
-    return take, pool
+    return take, pool, dest
 
 
 def _generate(program: Program, buffers: bool) -> Callable:
@@ -201,7 +231,7 @@ def _generate(program: Program, buffers: bool) -> Callable:
     if buffers:
         for k, spec in enumerate(program.slots):
             glob[f"b{k}"] = empty(*spec)
-        glob["_take"], glob["_pool"] = _recycler(program.pool_specs)
+        glob["_take"], glob["_pool"], glob["_dest"] = _recycler(program.pool_specs)
     lines = [f"def run({', '.join(f'v{i}' for i in program.inputs)}):"]
     for k, e in enumerate(program.eqns):
         args = [expr(a) for a in e.args]
@@ -234,4 +264,5 @@ def _generate(program: Program, buffers: bool) -> Callable:
     exec(code, glob)  # noqa: S102  (our own generated straight-line code)
     run = glob["run"]
     run.source = source
+    run.dest = glob.get("_dest", [])
     return run

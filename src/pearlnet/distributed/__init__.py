@@ -17,6 +17,7 @@ from .communicator import (  # noqa: F401
     Communicator,
     DistributedMismatchError,
     MPICommunicator,
+    PackedTree,
     RendezvousTimeout,
     SingleProcess,
     launched_by_mpi,
@@ -35,7 +36,8 @@ from .parallel import (  # noqa: F401
     sum_across,
 )
 
-__all__ = ["world", "Communicator", "SingleProcess", "MPICommunicator", "launched_by_mpi",
+__all__ = ["world", "Communicator", "SingleProcess", "MPICommunicator", "PackedTree",
+           "launched_by_mpi",
            "CollectiveError", "DistributedMismatchError", "RendezvousTimeout",
            "rendezvous_timeout", "fail_together", "install_abort_hook", "Shard",
            "shard_bounds", "sum_across", "data_parallel", "batch_sum", "batch_counts",

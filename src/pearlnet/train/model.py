@@ -27,6 +27,7 @@ from pearlnet.autodiff import (
     value_and_grad,
 )
 from pearlnet.distributed import (
+    PackedTree,
     Shard,
     check_same,
     data_parallel,
@@ -508,6 +509,7 @@ class Model(Sequential):
         compiled = getattr(self.optimizer, "compiled_update", None)
         update = compiled if self.jit and compiled is not None else self.optimizer.update
         step_inputs = getattr(self.optimizer, "step_inputs", None) if self.jit else None
+        fusion: dict = {"packed": None, "offset": 0}  # the data-parallel gradient buffer
 
         def step(xb, yb, stream, shard):
             params, state, comm = self.params, self.state, shard.comm
@@ -535,11 +537,25 @@ class Model(Sequential):
                 loss = float(loss)
                 metric_sums = self._metric_sums(yb, out)
             else:
-                loss, new_state, out, grads = gradient_step(
-                    params, xb, yb, state, seed_epoch, stream.indices, comm, shard.total,
-                    shard.fraction)
-                stats = np.array([float(loss), *self._metric_sums(yb, out).values()])
-                grads, stats = comm.allreduce((grads, stats))
+                args = (params, xb, yb, state, seed_epoch, stream.indices, comm, shard.total,
+                        shard.fraction)
+                packed, offset = fusion["packed"], fusion["offset"]
+                call_into = getattr(gradient_step, "call_into", None)
+                if packed is not None and call_into is not None:
+                    # the compiled step writes each gradient straight into its slice of the
+                    # allreduce buffer: no packing copy (the update reads the sums before the
+                    # next step writes the buffer again)
+                    loss, new_state, out, grads = call_into([None] * offset + packed.views,
+                                                            *args)
+                else:
+                    loss, new_state, out, grads = gradient_step(*args)
+                if packed is None or not packed.fits(grads):
+                    packed = fusion["packed"] = PackedTree(grads)
+                    fusion["offset"] = len(tree_flatten((loss, new_state, out))[0])
+                grads = comm.allreduce_packed(packed, grads)
+                stats = comm.allreduce(np.array([float(loss),
+                                                 *self._metric_sums(yb, out).values()]),
+                                       workspace="Model.fit")
                 loss = float(stats[0])
                 metric_sums = dict(zip((name for name, _ in self.metric_fns),
                                        map(float, stats[1:])))
