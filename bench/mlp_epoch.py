@@ -154,11 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-epochs", type=int, default=10,
                     help="epochs before the test accuracy is read (0: skip)")
     ap.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    ap.add_argument("--systems", default="pearlnet,eager,torch,numpy",
+                    help="comma list of pearlnet, eager (jit=False), torch, numpy: PyTorch's "
+                         "OpenMP threads and OpenBLAS's can spin against each other in one "
+                         "process (WORKLOADS.md), so also compare without torch")
     args = ap.parse_args(argv)
+    wanted = set(args.systems.split(","))
     x, y, xt, yt = load(args.data)
     systems = []
-    for name, cls in (("pearlnet", PearlnetRun), ("pearlnet jit=False", EagerRun),
-                      ("PyTorch 2 threads", TorchRun), ("NumPy by hand", NumpyRun)):
+    for key, name, cls in (("pearlnet", "pearlnet", PearlnetRun),
+                           ("eager", "pearlnet jit=False", EagerRun),
+                           ("torch", "PyTorch 2 threads", TorchRun),
+                           ("numpy", "NumPy by hand", NumpyRun)):
+        if key not in wanted and key != "pearlnet":
+            continue
         try:
             systems.append((name, cls(x, y, xt, yt, 0)))
         except ImportError:

@@ -439,3 +439,26 @@ def test_packed_tree_views_share_one_buffer_per_dtype():
     assert packed.fits({"a": np.zeros((2, 3), np.float32), "b": np.ones(4),
                         "c": np.ones(3, np.float32)})
     assert not packed.fits({"a": np.zeros((2, 3)), "b": np.ones(4), "c": np.ones(3)})
+
+
+def test_outputs_held_by_the_caller_are_never_recycled_and_free_ones_are():
+    import pearlnet.autodiff.program as program
+
+    step = jit(lambda w, g: w - 0.1 * g)
+    w, g = np.ones(1000), np.full(1000, 2.0)
+    held = [step(w, g)]  # a caller keeping every result: none may be overwritten
+    for _ in range(5):
+        held.append(step(held[-1], g))
+    np.testing.assert_allclose([h[0] for h in held], 1 - 0.2 * np.arange(1, 7), atol=1e-12)
+    made = []
+    real = program.empty
+    program.empty = lambda *spec: made.append(spec) or real(*spec)
+    try:
+        w = held[-1]
+        del held
+        for _ in range(6):  # keeping only the last result (and its input): recycled
+            w = step(w, g)
+    finally:
+        program.empty = real
+    assert len(made) <= 3
+    np.testing.assert_allclose(w[0], 1 - 0.2 * 12, atol=1e-12)

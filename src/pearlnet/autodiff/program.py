@@ -178,11 +178,15 @@ class Program:
             self.busy.release()
 
 
-def _recycler(specs: list[tuple]) -> tuple[Callable, list, list]:
-    """(take, pool, dest): ``take(k)`` is the array the caller offered for output k (``dest``),
-    else the array output k had last call when nobody else holds it any more (its reference
-    count says so: then no caller can see it change), else a new one."""
-    pool: list = [None] * len(specs)
+def _recycler(specs: list[tuple]) -> tuple[Callable, Callable, list]:
+    """(take, give, dest): ``take(k)`` is the array the caller offered for output k (``dest``),
+    else one of the arrays output k had in the last three calls that nobody else holds any
+    more (its reference count says so: then no caller can see it change), else a new one;
+    ``give(k, a)`` remembers output k's new array. Three, not one: a caller that keeps the last
+    result while passing it back in, and the one before as well (``Model.fit``'s parameters,
+    and the last finite ones ``TerminateOnNaN`` restores), frees the one before those. The
+    kept arrays the caller still holds cost no memory of their own."""
+    pool: list = [[] for _ in specs]
     dest: list = [None] * len(specs)
     refcount = sys.getrefcount
 
@@ -190,15 +194,20 @@ def _recycler(specs: list[tuple]) -> tuple[Callable, list, list]:
         a = dest[k]
         if a is not None:
             dest[k] = None
-            pool[k] = None
             return a
-        a = pool[k]
-        pool[k] = None
-        if a is not None and refcount(a) == 2:  # this frame's name and the call's argument
-            return a
+        kept = pool[k]
+        for i in range(len(kept)):
+            if refcount(kept[i]) == 2:  # the list's reference and the call's argument alone
+                return kept.pop(i)
         return empty(*specs[k])
 
-    return take, pool, dest
+    def give(k: int, a: np.ndarray) -> None:
+        kept = pool[k]
+        kept.append(a)
+        if len(kept) > 3:
+            del kept[0]
+
+    return take, give, dest
 
 
 def _generate(program: Program, buffers: bool) -> Callable:
@@ -231,7 +240,7 @@ def _generate(program: Program, buffers: bool) -> Callable:
     if buffers:
         for k, spec in enumerate(program.slots):
             glob[f"b{k}"] = empty(*spec)
-        glob["_take"], glob["_pool"], glob["_dest"] = _recycler(program.pool_specs)
+        glob["_take"], glob["_give"], glob["_dest"] = _recycler(program.pool_specs)
     lines = [f"def run({', '.join(f'v{i}' for i in program.inputs)}):"]
     for k, e in enumerate(program.eqns):
         args = [expr(a) for a in e.args]
@@ -253,7 +262,7 @@ def _generate(program: Program, buffers: bool) -> Callable:
             call = f"{const(fn)}({', '.join([*args, *kw])})"
         lines.append(f"    v{e.out} = {call}")
         if buf is not None and buf[0] == "pool":
-            lines.append(f"    _pool[{buf[1]}] = v{e.out}")
+            lines.append(f"    _give({buf[1]}, v{e.out})")
         dead = sorted(i for i in set(e.uses()) if last.get(i) == k and i not in keep)
         if dead:
             lines.append(f"    del {', '.join(f'v{i}' for i in dead)}")
