@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.5,
                     help="seconds of rest before each system's turn")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="leave PyTorch out of the process: its OpenMP threads and OpenBLAS's "
+                         "can spin against each other in one process (WORKLOADS.md)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     import numpy as np
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     compile_s = _time.perf_counter() - t0
     systems = [("pearlnet", ours), ("pearlnet no jit", pearlnet_run(x, 0, jit=False)[1])]
     try:
-        systems.append(("PyTorch 2.13 CPU", torch_run(x, params, args.threads)))
+        if not args.no_torch:
+            systems.append(("PyTorch 2.13 CPU", torch_run(x, params, args.threads)))
     except ImportError:
         print("PyTorch: not installed (pip install torch==2.13.0)")
     systems.append(("NumPy by hand", numpy_run(x, params)))
