@@ -21,7 +21,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
     (["train", "--activation", "gelu"], "argument --activation: activation: unknown name"),
     (["train", "--lr", "-0.1"], "argument --lr: must be a positive number"),
     (["train", "--dropout", "1.5"], "argument --dropout: must be in [0, 1)"),
-    (["evaluate", "model.pnl"], "the following arguments are required: --dataset"),
+    (["evaluate", "model.pnl"], "give --dataset NAME or --data FILE"),
     (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
     (["train", "--dataset", "sine"], "--dataset sine is a sequence task: use --model lstm"),
     (["train", "--model", "lenet5", "--dataset", "digits"],

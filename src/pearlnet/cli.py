@@ -5,6 +5,9 @@
     pearlnet train --model lenet5 --dataset fashion-mnist
     pearlnet train --model lstm --dataset sine
     pearlnet evaluate model.pnl --dataset fashion-mnist
+    pearlnet train --data arrays.npz --log metrics.csv --plot curves.png --save model.pnl
+    pearlnet train --data table.csv --target label
+    pearlnet evaluate model.pnl --data arrays.npz
     pearlnet autoencoder --dataset fashion-mnist --archs 784-2,784-128-2,784-256-64-2 \\
         --optimizers sgd,momentum,rmsprop,adam,hf --epochs 20 --batch-size 100 \\
         --train-size 10000 --out report/
@@ -13,7 +16,7 @@
 
 Bad arguments are refused (exit code 2, a message naming the argument) before any data is read;
 a saved model that does not fit the dataset (its inputs, or one output per class) likewise, once
-the dataset is read.
+the dataset is read; so is a --data file that cannot be trained on (cli_user_data.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ from typing import Any
 import numpy as np
 
 from pearlnet._args import non_negative_int as _seed
+from pearlnet.cli_user_data import (
+    USER_RECIPES,
+    TrainingFigures,
+    add_data_options,
+    build_user_model,
+    check_data_options,
+    check_model_fits_data,
+    check_split,
+    load_user_data,
+    model_task,
+)
 
 DATASETS = ("fashion-mnist", "mnist", "digits", "sine")
 MODELS = ("mlp", "lenet5", "lstm")
@@ -201,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=MODELS, default="mlp",
                        help="mlp (default), lenet5 (28x28 images) or lstm (images read row by "
                        "row, or --dataset sine: the next value of noisy sine waves)")
-    train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    train.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist")
+    add_data_options(train)
     train.add_argument("--layers", type=_layers, help="mlp: hidden widths, e.g. 256,256 "
                        "(default: the dataset's recipe)")
     train.add_argument("--units", type=_positive_int, help="lstm: hidden units")
@@ -224,11 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "where the uninterrupted run ends); start afresh when it does not")
     train.add_argument("--data-root", metavar="DIR", help="folder holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download data")
+    train.add_argument("--log", metavar="PATH", help="write each epoch's figures to this CSV "
+                       "file (Keras' CSVLogger)")
+    train.add_argument("--plot", metavar="PATH", help="draw the loss and accuracy curves, "
+                       "training and validation, to this PNG file (needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a test set")
     evaluate.add_argument("model", metavar="MODEL")
-    evaluate.add_argument("--dataset", choices=DATASETS, required=True)
+    evaluate.add_argument("--dataset", choices=DATASETS)
+    add_data_options(evaluate)
     evaluate.add_argument("--data-root", metavar="DIR")
     evaluate.add_argument("--no-download", action="store_true")
 
@@ -377,6 +397,7 @@ def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     """Exit 2 (parser.error) on a model that does not fit the dataset, options the optimizer
     does not take, a validation split that leaves nothing on one side, or a --save path that
     cannot be written, all before data is read."""
+    check_data_options(parser, args, "fashion-mnist")
     check_model_args(parser, args)
     if _is_second_order(args.optimizer):
         given = [f"--{key}" for key in ("lr", "schedule") if getattr(args, key) is not None]
@@ -387,9 +408,19 @@ def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                    "K-FAC scales its steps by the exact curvature's quadratic model")
             parser.error(f"{' and '.join(given)} {verb} not apply to --optimizer "
                          f"{args.optimizer}: {how}, with no learning rate or schedule")
-    check_validation_split(parser, args.validation_split, args.dataset)
-    if args.save is not None:
-        check_output_file(parser, "--save", args.save)
+    if args.data is None:
+        check_validation_split(parser, args.validation_split, args.dataset)
+    for option in ("save", "log", "plot"):
+        if getattr(args, option) is not None:
+            check_output_file(parser, f"--{option}", getattr(args, option))
+    if args.plot is not None:
+        from pearlnet.report import plots
+
+        try:
+            plots.require_matplotlib()
+        except ImportError:
+            parser.error("argument --plot: drawing the curves needs matplotlib: pip install "
+                         "matplotlib (or pip install 'pearlnet[plots]')")
     if args.resume and args.checkpoint is None:
         parser.error("--resume continues from a checkpoint: give --checkpoint PATH too")
     if args.checkpoint is not None:
@@ -397,7 +428,15 @@ def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def check_model_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit 2 (parser.error) on a model that does not fit the dataset."""
+    """Exit 2 (parser.error) on a model that does not fit the dataset (--data files are
+    checked once read)."""
+    if args.data is not None:
+        if args.units is not None and args.model != "lstm":
+            parser.error("--units applies to --model lstm")
+        for key in MLP_ONLY:
+            if getattr(args, key) is not None and args.model != "mlp":
+                parser.error(f"--{key} applies to --model mlp, not --model {args.model}")
+        return
     if args.model == "mlp":
         if args.dataset == "sine":
             parser.error("--dataset sine is a sequence task: use --model lstm")
@@ -432,8 +471,11 @@ def _is_second_order(name: str | None) -> bool:
 
 
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
-    table = RECIPES[args.dataset] if args.model == "mlp" else MODEL_RECIPES[
-        (args.model, args.dataset)]
+    if getattr(args, "data", None) is not None:
+        table = USER_RECIPES[args.model]
+    else:
+        table = RECIPES[args.dataset] if args.model == "mlp" else MODEL_RECIPES[
+            (args.model, args.dataset)]
     recipe = dict(table)
     if _is_hessian_free(getattr(args, "optimizer", None)):
         # HF's curvature and line search need large batches (Martens 2010): on the digits,
@@ -552,15 +594,25 @@ def _architecture(model: Any) -> list:
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from pearlnet import optim
     from pearlnet.optim import schedules
-    from pearlnet.train import ModelCheckpoint
+    from pearlnet.train import CSVLogger, ModelCheckpoint
 
+    parser = parser or build_parser()
     recipe = _recipe(args)
-    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
-                                                        not args.no_download)
-    regression = args.dataset == "sine"
-    num_classes = 0 if regression else int(y_train.max()) + 1
-    model, x_train = build_for_dataset(args, recipe, x_train, num_classes)
-    x_test = _as_model_input(model, x_test)
+    if args.data is not None:
+        data = load_user_data(parser, args)
+        check_split(parser, args.validation_split, len(data.x_train), Path(args.data).name)
+        x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+        regression, num_classes = not data.classes, data.classes
+        model, x_train, x_test = build_user_model(parser, args, recipe, data)
+        source = Path(args.data).name
+    else:
+        (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
+                                                            not args.no_download)
+        regression = args.dataset == "sine"
+        num_classes = 0 if regression else int(y_train.max()) + 1
+        model, x_train = build_for_dataset(args, recipe, x_train, num_classes)
+        x_test = _as_model_input(model, x_test)
+        source = args.dataset
     steps_per_epoch = math.ceil(len(x_train) * (1 - args.validation_split)
                                 / recipe["batch_size"])
     lr = recipe["lr"]
@@ -577,7 +629,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
     start, seed = 0, args.seed
     if args.resume and os.path.exists(args.checkpoint):
-        model, start, seed = resume_from(parser or build_parser(), args.checkpoint, model)
+        model, start, seed = resume_from(parser, args.checkpoint, model)
         _say(f"pearlnet train: resuming from {args.checkpoint} after epoch {start} of "
              f"{recipe['epochs']}", flush=True)
     elif args.resume:
@@ -588,31 +640,56 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
     ranks = distributed.world().size
     decay = f", weight decay {opt.weight_decay:g}" if getattr(opt, "weight_decay", 0) else ""
     step = "" if hessian_free else f" lr {recipe['lr']:g} ({recipe['schedule']}){decay}"
-    _say(f"pearlnet train: {args.model} on {args.dataset}, {len(x_train)} training and "
-         f"{len(x_test)} test {'series' if regression else 'images'}; "
+    what = ("series" if regression else "images") if args.data is None else "samples"
+    tests = f"{len(x_test)} test" if x_test is not None else "no test"
+    _say(f"pearlnet train: {args.model} on {source}, {len(x_train)} training and "
+         f"{tests} {what}; "
          f"{model.count_params():,} parameters; {args.optimizer}{step}, "
          f"batch {recipe['batch_size']}, "
          f"{recipe['epochs']} epochs" + (f"; data-parallel on {ranks} ranks" if ranks > 1
                                          else ""),
          flush=True)
-    callbacks = [] if args.checkpoint is None else [ModelCheckpoint(args.checkpoint)]
+    callbacks: list = [] if args.checkpoint is None else [ModelCheckpoint(args.checkpoint)]
+    if args.log is not None:  # a resumed run keeps the log's rows of the epochs it keeps
+        callbacks.append(CSVLogger(args.log, append=start > 0))
+    curves = TrainingFigures(args.log, start) if args.plot is not None else None
+    initial_epoch = min(start, recipe["epochs"])
     t0 = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=recipe["batch_size"], epochs=recipe["epochs"],
-              validation_split=args.validation_split, verbose=0 if args.quiet else 1,
-              seed=seed, initial_epoch=min(start, recipe["epochs"]), callbacks=callbacks)
+    history = model.fit(x_train, y_train, batch_size=recipe["batch_size"],
+                        epochs=recipe["epochs"], validation_split=args.validation_split,
+                        verbose=0 if args.quiet else 1, seed=seed, initial_epoch=initial_epoch,
+                        callbacks=callbacks)
     seconds = time.perf_counter() - t0
-    result = model.evaluate(x_test, y_test)
-    if regression:
+    if curves is not None and distributed.world().rank == 0:
+        curves.add_history(history, initial_epoch)
+        curves.plot(args.plot, f"{args.model} on {source}")
+    if x_test is None:
+        last = {k: v[-1] for k, v in history.history.items() if v}
+        shown = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k != "lr")
+        _say(f"{source} has no test set (x_test, y_test): after {seconds:.1f} s of training, "
+             f"the last epoch's {shown or 'figures are those of the resumed run'}")
+    elif regression:
+        result = model.evaluate(x_test, y_test)
         from pearlnet.data import last_value_mse
 
-        _say(f"test mean squared error {result['loss']:.5f} (repeating the last value: "
-             f"{last_value_mse(x_test, y_test):.5f}) after {seconds:.1f} s of training")
+        if args.data is None:
+            baseline = f"repeating the last value: {last_value_mse(x_test, y_test):.5f}"
+        else:
+            mean = y_train.mean(axis=0)
+            baseline = (f"predicting the training mean: "
+                        f"{float(np.mean((y_test - mean) ** 2)):.5f}")
+        _say(f"test mean squared error {result['loss']:.5f} ({baseline}) after {seconds:.1f} s "
+             f"of training")
     else:
+        result = model.evaluate(x_test, y_test)
         _say(f"test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
              f"after {seconds:.1f} s of training")
     if args.save is not None:
         model.save(args.save)
         _say(f"saved to {args.save}")
+    for option, what in (("log", "the epochs' figures"), ("plot", "the training curves")):
+        if getattr(args, option) is not None:
+            _say(f"wrote {what} to {getattr(args, option)}")
     return 0
 
 
@@ -657,26 +734,39 @@ def check_model_fits(parser: argparse.ArgumentParser, model: Any, dataset: str,
 
 
 def cmd_evaluate(args: argparse.Namespace, model: Any) -> int:
-    """The test-set figures of a saved model. A model saved without compile has no loss: a
+    """The test-set figures of a saved model (for --data, the file's test arrays, or its
+    training arrays when it has none). A model saved without compile has no loss: a
     classifier's accuracy (and a regression's mean squared error) is computed from
     ``predict`` all the same, and the line says the loss is missing."""
     from pearlnet.train import metrics
 
     parser = args.command_parser
-    (_, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
-                                                  not args.no_download)
-    x_test = _as_model_input(model, x_test)
-    check_model_fits(parser, model, args.dataset, x_test, y_train, y_test)
+    if args.data is not None:
+        # the saved model's loss says whether whole numbers are classes or values
+        data = load_user_data(parser, args, task=args.task or model_task(model))
+        part = "test" if data.x_test is not None else "training (the file has no test arrays)"
+        x_test, y_test = ((data.x_test, data.y_test) if data.x_test is not None
+                          else (data.x_train, data.y_train))
+        x_test = _as_model_input(model, x_test)
+        name, regression = Path(args.data).name, not data.classes
+        check_model_fits_data(parser, model, name, x_test, y_test, data.classes)
+    else:
+        (_, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
+                                                      not args.no_download)
+        x_test = _as_model_input(model, x_test)
+        name, part, regression = args.dataset, "test", args.dataset == "sine"
+        check_model_fits(parser, model, args.dataset, x_test, y_train, y_test)
     result: dict[str, float] = {}
     if model.loss_fn is not None:
         try:
             result = model.evaluate(x_test, y_test)
         except ValueError as err:  # a loss that does not take these targets
-            parser.error(f"argument MODEL: cannot evaluate it on {args.dataset}: {err}")
+            parser.error(f"argument MODEL: cannot evaluate it on {name}: {err}")
     figures = []
-    if args.dataset == "sine":
+    if regression:
         if "loss" not in result:
-            mse = float(np.mean((model.predict(x_test) - y_test) ** 2))
+            pred = model.predict(x_test).reshape(y_test.shape)
+            mse = float(np.mean((pred - y_test) ** 2))
             figures.append(f"mean squared error {mse:.5f}")
     else:
         accuracy = result.get("accuracy")
@@ -684,9 +774,9 @@ def cmd_evaluate(args: argparse.Namespace, model: Any) -> int:
             accuracy = metrics.accuracy(y_test, model.predict(x_test))
         figures.append(f"accuracy {100 * accuracy:.2f}%")
     if "loss" in result:
-        figures.append(f"loss {result['loss']:.5f}" if args.dataset == "sine"
+        figures.append(f"loss {result['loss']:.5f}" if regression
                        else f"loss {result['loss']:.4f}")
-    line = f"{args.dataset} test: {', '.join(figures)}"
+    line = f"{name} {part}: {', '.join(figures)}"
     if model.loss_fn is None:
         line += " (the model was saved without compile: no loss)"
     _say(line)
@@ -842,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
         check_output_folder(parser, "--out", args.out)
     if args.command == "train":
         check_train_args(parser, args)
+    if args.command == "evaluate":
+        check_data_options(parser, args, None)
     if args.command in ("evaluate", "curvature"):
         model = load_model_arg(parser, args.model)
     if args.command == "curvature":

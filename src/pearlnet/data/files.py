@@ -176,7 +176,7 @@ def _as_task(where: str, name: str, y: np.ndarray, task: str) -> np.ndarray:
     if task == "classify" and y.dtype.kind == "f":
         if not (y == np.round(y)).all():
             raise DataFileError(f"{where}: a classification needs whole-number labels in "
-                                f"{name}, got values such as {y[y != np.round(y)][0]!r}")
+                                f"{name}, got values such as {float(y[y != np.round(y)][0]):g}")
         return y.astype(np.int64)
     return y
 

@@ -248,22 +248,47 @@ class Flatten(Module):
 
 class Standardize(Module):
     """y = (x - mean) / std with constants fixed at construction: the training set's
-    statistics travel with a saved model, so it takes raw inputs (pixels 0..255)."""
+    statistics travel with a saved model, so it takes raw inputs (pixels 0..255).
 
-    def __init__(self, mean: float, std: float, input_shape: tuple | None = None,
+    ``mean`` and ``std`` are numbers (one for all features, as for pixels) or arrays that
+    broadcast against one sample (one per column of a table, as scikit-learn's StandardScaler).
+
+    >>> import numpy as np
+    >>> layer = Standardize([1.0, 10.0], [2.0, 5.0], input_shape=(2,))
+    >>> layer.forward({}, np.array([[3.0, 20.0]]))[0]
+    array([[1., 2.]])
+    """
+
+    def __init__(self, mean: Any, std: Any, input_shape: tuple | None = None,
                  name: str | None = None) -> None:
         super().__init__(input_shape, name)
-        if not math.isfinite(mean):
+        mean_a = np.asarray(mean, dtype=np.float64)
+        std_a = np.asarray(std, dtype=np.float64)
+        if not np.isfinite(mean_a).all():
             raise ValueError(f"Standardize: mean must be finite, got {mean}")
-        if not 0 < std < math.inf:
+        if not ((std_a > 0) & (std_a < math.inf)).all():
             raise ValueError(f"Standardize: std must be positive and finite, got {std}")
-        self.mean, self.std = float(mean), float(std)
+        try:
+            np.broadcast_shapes(mean_a.shape, std_a.shape)
+        except ValueError:
+            raise ValueError(f"Standardize: mean (shape {mean_a.shape}) and std (shape "
+                             f"{std_a.shape}) must broadcast together") from None
+        # plain floats when scalar, so configs and reprs of pixel models stay as they were
+        self.mean = float(mean_a) if mean_a.ndim == 0 else mean_a
+        self.std = float(std_a) if std_a.ndim == 0 else std_a
+        self._scale = 1.0 / self.std
 
     def forward(self, params, x, *, state=None, training=False, rng=None):
-        return (x - self.mean) * (1.0 / self.std), {}
+        mean, scale = self.mean, self._scale
+        dtype = pnp.asarray(x).dtype
+        if not isinstance(mean, float) and dtype.kind == "f" and dtype != mean.dtype:
+            # float64 constants would promote float32 inputs, as Python floats do not
+            mean, scale = mean.astype(dtype), np.asarray(scale, dtype)
+        return (x - mean) * scale, {}
 
     def get_config(self) -> dict:
-        return {"mean": self.mean, "std": self.std}
+        return {"mean": self.mean if isinstance(self.mean, float) else self.mean.tolist(),
+                "std": self.std if isinstance(self.std, float) else self.std.tolist()}
 
 
 class Activation(Module):

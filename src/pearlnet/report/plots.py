@@ -15,7 +15,8 @@ import numpy as np
 from pearlnet._files import replacing
 
 __all__ = ["require_matplotlib", "convergence_figure", "codes_figure",
-           "reconstructions_figure", "linear_check_figure", "curvature_figure", "save",
+           "reconstructions_figure", "linear_check_figure", "curvature_figure",
+           "training_curves_figure", "save",
            "COLORS"]
 
 #: One colour per optimizer, the same in every figure.
@@ -191,4 +192,35 @@ def curvature_figure(arch: str, runs: list[dict]) -> Any:
         ax.legend(fontsize=7)
     fig.suptitle(f"Autoencoder {arch}: curvature spectra at the final parameters "
                  "(stochastic Lanczos quadrature; dashed: top eigenvalue by Lanczos)")
+    return fig
+
+
+def training_curves_figure(epochs: list[int], figures: dict[str, list[float]],
+                           title: str) -> Any:
+    """The training curves of one run, as Keras' History holds them: the loss (left) and,
+    when logged, the accuracy (right), each for the training set and, when there is one
+    (``val_`` keys), the validation set, against the epoch (counted from 1)."""
+    panels = [name for name in ("loss", "accuracy") if name in figures]
+    if not panels:
+        raise ValueError(f"training_curves_figure: expected 'loss' among the figures, got "
+                         f"{sorted(figures)}")
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(5.5 * len(panels), 4.0)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    x = [e + 1 for e in epochs]
+    for ax, name in zip(axes, panels):
+        for key, label, color in ((name, "training", "tab:blue"),
+                                  (f"val_{name}", "validation", "tab:orange")):
+            if key in figures:
+                ax.plot(x, figures[key], marker="o", ms=3, color=color, label=label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        if name == "loss" and min(min(v) for k, v in figures.items()
+                                  if k in ("loss", "val_loss")) > 0:
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return fig
