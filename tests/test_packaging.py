@@ -58,7 +58,7 @@ def dist(tmp_path_factory) -> Path:
     # a copy of what the sdist is made of, so the build writes nothing into the checkout
     # (setuptools' egg-info) while another test run may be reading it
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "src", source / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -75,8 +75,10 @@ def test_build_gives_a_wheel_and_an_sdist_with_py_typed(dist):
     names = zipfile.ZipFile(wheel).namelist()
     assert "pearlnet/py.typed" in names and "pearlnet/__init__.py" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     with tarfile.open(sdist) as tar:
         assert f"pearlnet-{version}/src/pearlnet/py.typed" in tar.getnames()
+        assert f"pearlnet-{version}/LICENSE" in tar.getnames()
 
 
 def test_the_wheel_installs_and_passes_the_smoke_test(dist, tmp_path):
