@@ -7,14 +7,21 @@ Prints milliseconds per step (median over interleaved rounds after a warm-up) an
 pearlnet / PyTorch per round (median). Threads: PyTorch torch.set_num_threads(2); pearlnet
 uses what OpenBLAS is given (both cores unless OPENBLAS_NUM_THREADS says otherwise).
 
-Run: python bench/cnn.py [--rounds 30] [--steps 5] [--batch 128]
+With ``--processes K`` every system runs alone in its own process, K times in turn (pearlnet,
+pearlnet no jit, PyTorch, pearlnet, ...), and the ratios are of the medians of neighbouring
+processes: PyTorch's threads and allocator in the same process slow NumPy's replay, so systems
+are compared in separate processes (docs/jit.md).
+
+Run: python bench/cnn.py [--rounds 30] [--steps 5] [--batch 128] [--processes 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -74,36 +81,28 @@ class TorchStep:
         return loss.item()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30,
-                    help="timed rounds; each round times --steps steps of every system in turn")
-    ap.add_argument("--steps", type=int, default=5, help="steps per system per round")
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="PyTorch's threads; set OPENBLAS_NUM_THREADS alike for NumPy")
-    ap.add_argument("--pause", type=float, default=0.3,
-                    help="seconds of rest before each timed block (see below)")
-    args = ap.parse_args(argv)
-    TorchStep.threads = args.threads
-    rng = np.random.default_rng(0)
-    x = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, args.batch).astype(np.int64)
+SYSTEMS = {"pearlnet": PearlnetStep, "pearlnet no jit": EagerStep, "PyTorch": TorchStep}
+
+
+def time_systems(names, args, x, y):
+    """{name: seconds per step of each timed round} and pearlnet's first-step seconds.
+
+    Interleaved rounds: the machine may be shared, so every system meets the same conditions;
+    the first round is a warm-up. Before each timed block a pause lets the other library's
+    worker threads stop spinning (OpenBLAS and OpenMP busy-wait for a while after their last
+    task), so neither system is timed while the other one's idle threads hold a core; one
+    untimed step then wakes the system's own threads."""
     systems = []
-    for name, cls in (("pearlnet", PearlnetStep), ("pearlnet no jit", EagerStep),
-                      ("PyTorch 2 threads", TorchStep)):
+    for name in names:
         try:
-            systems.append((name, cls(x, y, 0)))
+            systems.append((name, SYSTEMS[name](x, y, 0)))
         except ImportError:
             print(f"{name}: not installed")
-    # interleaved rounds: the machine is shared, so every system meets the same conditions;
-    # the first round is a warm-up. Before each timed block a pause lets the other library's
-    # worker threads stop spinning (OpenBLAS and OpenMP busy-wait for a while after their
-    # last task), so neither system is timed while the other one's idle threads hold a core;
-    # one untimed step then wakes the system's own threads.
-    t0 = time.perf_counter()
-    systems[0][1].step()
-    compile_s = time.perf_counter() - t0
+    compile_s = None
+    if systems and systems[0][0] == "pearlnet":
+        t0 = time.perf_counter()
+        systems[0][1].step()
+        compile_s = time.perf_counter() - t0
     times = {name: [] for name, _ in systems}
     for _ in range(args.rounds + 1):
         for name, run in systems:
@@ -113,15 +112,72 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.steps):
                 run.step()
             times[name].append((time.perf_counter() - t0) / args.steps)
-    ours = np.array(times["pearlnet"][1:])
+    return {name: t[1:] for name, t in times.items()}, compile_s
+
+
+def separate_processes(args):
+    """Each system alone in a process, ``args.processes`` times in turn; prints the medians
+    and the ratios of neighbouring processes."""
+    medians = {name: [] for name in SYSTEMS}
+    base = [sys.executable, __file__, "--rounds", str(args.rounds), "--steps", str(args.steps),
+            "--batch", str(args.batch), "--threads", str(args.threads), "--pause",
+            str(args.pause)]
+    for _ in range(args.processes):
+        for name in SYSTEMS:
+            out = subprocess.run([*base, "--only", name], capture_output=True, text=True,
+                                 check=True).stdout
+            times = json.loads(out.splitlines()[-1])
+            if times:
+                medians[name].append(statistics.median(times))
+    print(f"LeNet-5 forward + backward, batch {args.batch} x 1 x 28 x 28, float32; each system "
+          f"alone in a process, {args.processes} processes each in turn, {args.rounds} rounds "
+          f"of {args.steps} steps per process; OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load average "
+          f"{os.getloadavg()[0]:.2f}")
+    ours = np.array(medians["pearlnet"])
+    print(f"{'system':<20}{'ms/step (medians)':>30}{'pearlnet / system':>24}")
+    for name, m in medians.items():
+        if not m:
+            continue
+        ratios = ours / np.array(m)
+        print(f"{name:<20}{' '.join(f'{1e3 * v:.2f}' for v in m):>30}"
+              f"{' '.join(f'{r:.2f}' for r in ratios):>24}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30,
+                    help="timed rounds; each round times --steps steps of every system in turn")
+    ap.add_argument("--steps", type=int, default=5, help="steps per system per round")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="PyTorch's threads; set OPENBLAS_NUM_THREADS alike for NumPy")
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds of rest before each timed block (see time_systems)")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="run each system alone in a process, this many times in turn")
+    ap.add_argument("--only", choices=list(SYSTEMS), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    TorchStep.threads = args.threads
+    if args.processes:
+        return separate_processes(args)
+    rng = np.random.default_rng(0)
+    x = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, args.batch).astype(np.int64)
+    if args.only:
+        times, _ = time_systems([args.only], args, x, y)
+        print(json.dumps(times.get(args.only, [])))
+        return 0
+    times, compile_s = time_systems(list(SYSTEMS), args, x, y)
+    ours = np.array(times["pearlnet"])
     print(f"LeNet-5 forward + backward, batch {args.batch} x 1 x 28 x 28, float32; "
           f"{args.rounds} interleaved rounds of {args.steps} steps after a warm-up; "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'system':<20}{'ms/step (median)':>18}{'pearlnet / system':>20}")
-    for name, _ in systems:
-        t = np.array(times[name][1:])
-        ratio = float(np.median(ours / t))  # per round: both saw the same machine
+    for name, t in times.items():
+        ratio = float(np.median(ours / np.array(t)))  # per round: both saw the same machine
         print(f"{name:<20}{1e3 * statistics.median(t):>18.2f}{ratio:>20.2f}")
     print(f"pearlnet's first step (recording and compiling): {compile_s:.2f} s")
     return 0
