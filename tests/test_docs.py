@@ -148,7 +148,7 @@ def attribute_doctests(module) -> list[doctest.DocTest]:
             targets = before.targets if isinstance(before, ast.Assign) else [before.target]
             name = f"{module.__name__}.{', '.join(ast.unparse(t) for t in targets)}"
             test = parser.get_doctest(inspect.cleandoc(node.value.value), dict(vars(module)),
-                                      name, module.__file__, node.lineno)
+                                      name, module.__file__, node.lineno - 1)
             if test.examples:
                 tests.append(test)
     return tests
@@ -164,9 +164,12 @@ def test_every_docstring_example_runs(name, tmp_path, monkeypatch):
         for test in doctest.DocTestFinder().find(module):
             runner.run(test, out=lambda text: print(text, end=""))
     assert result.failed == 0, f"{name}: {result.failed} docstring examples failed (see stdout)"
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner, report = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS), []
     for test in attribute_doctests(module):
-        runner.run(test, out=lambda text: print(text, end=""))
+        # not print: doctest captures sys.stdout while it runs, so the report would become
+        # the next example's output
+        runner.run(test, out=report.append)
+    print("".join(report), end="")
     assert runner.failures == 0, f"{name}: {runner.failures} examples of docstrings after " \
                                  f"assignments failed (see stdout)"
 
