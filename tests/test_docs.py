@@ -9,18 +9,20 @@
 - A block may be shortened for its test by HTML comments right above it, which the site does not
   show: ``<!-- in the tests: train_size=2000 => train_size=500 -->`` replaces the text on the
   left by the text on the right, which must occur in the block exactly once.
-- Every docstring example (``>>>``) of every pearlnet module runs: they are the API reference's
-  examples.
+- Every docstring example (``>>>``) of every pearlnet module runs, those of the docstrings after
+  assignments (primitives, constants) included: they are the API reference's examples.
 - The site builds with ``mkdocs build --strict``: a broken link or cross-reference, or a public
   name without an entry in the API reference (docs/hooks/api_reference.py), fails it.
 """
 
 from __future__ import annotations
 
+import ast
 import doctest
 import functools
 import importlib
 import importlib.util
+import inspect
 import pkgutil
 import re
 import subprocess
@@ -133,6 +135,25 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(pearlnet.__path__, "pearl
                  if not m.name.endswith("__main__"))
 
 
+def attribute_doctests(module) -> list[doctest.DocTest]:
+    """The examples of the string literals right after a module-level assignment (``exp =
+    Primitive(...)`` then its docstring): the API reference renders them, but Python keeps no
+    such docstring at run time, so doctest alone never finds them."""
+    tree = ast.parse(inspect.getsource(module))
+    parser = doctest.DocTestParser()
+    tests = []
+    for before, node in zip(tree.body, tree.body[1:]):
+        if isinstance(before, (ast.Assign, ast.AnnAssign)) and isinstance(node, ast.Expr) \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            targets = before.targets if isinstance(before, ast.Assign) else [before.target]
+            name = f"{module.__name__}.{', '.join(ast.unparse(t) for t in targets)}"
+            test = parser.get_doctest(inspect.cleandoc(node.value.value), dict(vars(module)),
+                                      name, module.__file__, node.lineno - 1)
+            if test.examples:
+                tests.append(test)
+    return tests
+
+
 @pytest.mark.parametrize("name", ["pearlnet", *MODULES])
 def test_every_docstring_example_runs(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -143,6 +164,14 @@ def test_every_docstring_example_runs(name, tmp_path, monkeypatch):
         for test in doctest.DocTestFinder().find(module):
             runner.run(test, out=lambda text: print(text, end=""))
     assert result.failed == 0, f"{name}: {result.failed} docstring examples failed (see stdout)"
+    runner, report = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS), []
+    for test in attribute_doctests(module):
+        # not print: doctest captures sys.stdout while it runs, so the report would become
+        # the next example's output
+        runner.run(test, out=report.append)
+    print("".join(report), end="")
+    assert runner.failures == 0, f"{name}: {runner.failures} examples of docstrings after " \
+                                 f"assignments failed (see stdout)"
 
 
 # -- the site ------------------------------------------------------------------------------------

@@ -34,6 +34,14 @@ _levels = itertools.count(1)
 
 #: every primitive ever created, by name; the op tests check each has rules and a spec entry
 primitives: dict[str, Primitive] = {}
+"""Every registered primitive, by name: ``Primitive(name, impl)`` adds itself (unless made with
+``register=False``), and a name is defined once. The op tests check that each has its reverse
+and forward rules and a spec entry.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.autodiff.primitives["exp"] is pnp.exp
+True
+"""
 
 
 #: ``add_into(total, c)``: total + c where the backward pass owns ``total`` (it made the array

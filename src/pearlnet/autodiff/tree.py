@@ -150,6 +150,16 @@ def tree_unflatten(treedef: Any, leaves: list) -> Any:
 
 
 def tree_structure(tree: Any) -> Any:
+    """The structure of ``tree`` without its leaves, ``tree_flatten(tree)[1]``: a ``TreeDef``, or
+    None for a leaf. Trees of one structure flatten to their leaves in the same order.
+
+    >>> import numpy as np
+    >>> treedef = tree_structure({"w": np.ones(2), "b": [1.0, 2.0]})
+    >>> treedef
+    {'w': *, 'b': [*, *]}
+    >>> tree_unflatten(treedef, [10, 20, 30])
+    {'w': 10, 'b': [20, 30]}
+    """
     return tree_flatten(tree)[1]
 
 

@@ -44,6 +44,13 @@ def _like_ans(t, ans):
 
 # ---- arithmetic ------------------------------------------------------------------------------
 add = Primitive("add", np.add)
+"""x + y, elementwise, broadcasting like NumPy: d(x + y) = dx + dy. The reverse rule of an
+argument NumPy broadcast sums the cotangent over the broadcast axes (``unbroadcast``).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda b: pnp.sum(pnp.add(pnp.ones((2, 3)), b)))(pnp.zeros(3))
+array([2., 2., 2.])
+"""
 
 
 def _add_vjp_x(g, ans, x, y):
@@ -63,6 +70,12 @@ add.defvjp(_add_vjp_x, _add_vjp_y)
 add.defjvp(_add_jvp, _add_jvp)
 
 subtract = Primitive("subtract", np.subtract)
+"""x - y, elementwise, broadcasting like NumPy: d(x - y) = dx - dy.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda y: pnp.sum(pnp.subtract(1.0, y)))(pnp.array([1.0, 2.0]))
+array([-1., -1.])
+"""
 
 
 def _subtract_vjp_y(g, ans, x, y):
@@ -78,6 +91,13 @@ subtract.defvjp(_add_vjp_x, _subtract_vjp_y)
 subtract.defjvp(_add_jvp, _subtract_jvp_y)
 
 multiply = Primitive("multiply", np.multiply)
+"""x y, elementwise, broadcasting like NumPy; bilinear: d(x y) = y dx + x dy.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> x, y = pnp.array([1.0, 2.0]), pnp.array([3.0, 4.0])
+>>> pearlnet.grad(lambda x, y: pnp.sum(pnp.multiply(x, y)), argnums=(0, 1))(x, y)
+(array([3., 4.]), array([1., 2.]))
+"""
 
 
 def _multiply_vjp_x(g, ans, x, y):
@@ -101,7 +121,15 @@ multiply.defvjp(_multiply_vjp_x, _multiply_vjp_y)
 multiply.defjvp(_multiply_jvp_x, _multiply_jvp_y)
 
 true_divide = Primitive("divide", np.true_divide)
+"""x / y, elementwise, broadcasting like NumPy: d(x / y) = dx / y - (x / y) dy / y (the
+rules reuse the quotient). ``divide`` is the same primitive.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda y: pnp.sum(pnp.true_divide(1.0, y)))(pnp.array([1.0, 2.0]))
+array([-1.  , -0.25])
+"""
 divide = true_divide
+"""x / y: NumPy's alias of ``true_divide``, the same primitive (see there)."""
 
 
 def _divide_vjp_x(g, ans, x, y):
@@ -125,6 +153,12 @@ true_divide.defvjp(_divide_vjp_x, _divide_vjp_y)
 true_divide.defjvp(_divide_jvp_x, _divide_jvp_y)
 
 negative = Primitive("negative", np.negative)
+"""-x, elementwise: d(-x) = -dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.negative(x)))(pnp.array([1.0, -2.0]))
+array([-1., -1.])
+"""
 
 
 def _negative_rule(g, ans, x):
@@ -136,6 +170,17 @@ negative.defvjp(_negative_rule)
 negative.defjvp(_negative_rule)
 
 power = Primitive("power", np.power)
+"""x ** y, elementwise, broadcasting like NumPy: d(x^y) = y x^(y-1) dx + x^y log(x) dy.
+Where y == 0 the first term is 0 (x^0 is constant, even at x = 0) and where x == 0 the second
+is 0 (its limit for y > 0), where the formulas would give inf or nan. A Python number as the
+exponent is a constant (``x ** 2`` differentiates as 2x).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.power(x, 3)))(pnp.array([1.0, 2.0]))
+array([ 3., 12.])
+>>> pearlnet.grad(lambda y: pnp.sum(pnp.power(pnp.array([0.0, 2.0]), y)))(pnp.array([2.0, 3.0]))
+array([0.        , 5.54517744])
+"""
 
 
 def _power_dx(ans, x, y):
@@ -189,6 +234,15 @@ power.defjvp(_power_jvp_x, _power_jvp_y)
 
 
 def reciprocal(x: Any) -> Any:
+    """1 / x, elementwise, as ``true_divide(1, x)``: d(1/x) = -dx / x^2. Unlike NumPy's
+    ``reciprocal``, which gives 0 for the integer 2, an integer gets its true reciprocal.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.reciprocal(x)))(pnp.array([1.0, 2.0]))
+    array([-1.  , -0.25])
+    >>> float(pnp.reciprocal(2))
+    0.5
+    """
     return true_divide(1, x)
 
 
@@ -290,23 +344,131 @@ def _softplus_impl(x):
 
 
 exp = _unary("exp", np.exp, _exp_deriv)
+"""e^x, elementwise: d e^x = e^x dx (the rules reuse the output).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.exp(x)))(pnp.array([0.0, 1.0]))
+array([1.        , 2.71828183])
+"""
 log = _unary("log", np.log, _log_deriv)
+"""The natural logarithm, elementwise: d log x = dx / x. On complex numbers the principal
+branch, as NumPy's.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.log(x)))(pnp.array([1.0, 4.0]))
+array([1.  , 0.25])
+"""
 log1p = _unary("log1p", np.log1p, _log1p_deriv)
+"""log(1 + x), elementwise, accurate for small x: d log1p(x) = dx / (1 + x).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pnp.log1p(pnp.array([1e-20]))  # log(1 + 1e-20) would round to 0
+array([1.e-20])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.log1p(x)))(pnp.array([0.0, 1.0]))
+array([1. , 0.5])
+"""
 expm1 = _unary("expm1", np.expm1, _expm1_deriv)
+"""e^x - 1, elementwise, accurate for small x: d expm1(x) = e^x dx = (expm1(x) + 1) dx (from
+the output).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pnp.expm1(pnp.array([1e-20]))  # exp(1e-20) - 1 would round to 0
+array([1.e-20])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.expm1(x)))(pnp.array([0.0, 1.0]))
+array([1.        , 2.71828183])
+"""
 sqrt = _unary("sqrt", np.sqrt, _sqrt_deriv)
+"""The square root, elementwise: d sqrt(x) = dx / (2 sqrt(x)) (from the output; infinite at
+0). On complex numbers the principal branch, as NumPy's.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.sqrt(x)))(pnp.array([1.0, 4.0]))
+array([0.5 , 0.25])
+"""
 square = _unary("square", np.square, _square_deriv)
+"""x^2, elementwise: d x^2 = 2x dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.square(x)))(pnp.array([1.0, -3.0]))
+array([ 2., -6.])
+"""
 abs = _unary("abs", _abs_impl, _abs_deriv)
+"""|x|, elementwise: d|x| = sign(x) dx, 0 at x = 0 (autograd's and JAX's convention).
+
+Unlike NumPy on complex numbers: on traced values and inside ``complex_step()``, the analytic
+continuation x sign(Re x), whose complex step gives the real derivative; on plain complex arrays
+elsewhere, NumPy's modulus. ``absolute`` is the same primitive.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.abs(x)))(pnp.array([-2.0, 0.0, 3.0]))
+array([-1.,  0.,  1.])
+>>> pnp.abs(pnp.array([3 + 4j]))  # a plain complex array: NumPy's modulus
+array([5.])
+"""
 abs.out_impl = lambda out, x: np.absolute(x, out=out)  # real x (jit's out= form)
 numpy_own(abs, np.abs)  # the modulus
 absolute = abs
+"""|x|: NumPy's alias of ``abs``, the same primitive (see there)."""
 tanh = Primitive("tanh", np.tanh)
+"""The hyperbolic tangent, elementwise: d tanh(x) = (1 - tanh^2(x)) dx, from the output (one
+fused primitive carries a cotangent or tangent through it).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.tanh(x)))(pnp.array([0.0, 1.0]))
+array([1.        , 0.41997434])
+"""
 tanh.elementwise = np.tanh
 sinh = _unary("sinh", np.sinh, _sinh_deriv)
+"""The hyperbolic sine, elementwise: d sinh(x) = cosh(x) dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.sinh(x)))(pnp.array([0.0, 1.0]))
+array([1.        , 1.54308063])
+"""
 cosh = _unary("cosh", np.cosh, _cosh_deriv)
+"""The hyperbolic cosine, elementwise: d cosh(x) = sinh(x) dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.cosh(x)))(pnp.array([0.0, 1.0]))
+array([0.        , 1.17520119])
+"""
 sin = _unary("sin", np.sin, _sin_deriv)
+"""The sine (radians), elementwise: d sin(x) = cos(x) dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.sin(x)))(pnp.array([0.0, pnp.pi]))
+array([ 1., -1.])
+"""
 cos = _unary("cos", np.cos, _cos_deriv)
+"""The cosine (radians), elementwise: d cos(x) = -sin(x) dx.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.cos(x)))(pnp.array([0.0, pnp.pi / 2]))
+array([-0., -1.])
+"""
 sigmoid = Primitive("sigmoid", _sigmoid_impl)
+"""The logistic function 1 / (1 + e^-x), elementwise (not in NumPy; SciPy's ``expit``):
+d sigmoid(x) = sigmoid(x) (1 - sigmoid(x)) dx, from the output (one fused primitive). Computed
+as 1 / (1 + e^-x) where Re x >= 0 and e^x / (1 + e^x) below, so it never overflows; the two
+formulas are one analytic function, so complex input has one meaning.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pnp.sigmoid(pnp.array([-1000.0, 0.0, 1000.0]))
+array([0. , 0.5, 1. ])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.sigmoid(x)))(pnp.array([0.0]))
+array([0.25])
+"""
 softplus = _unary("softplus", _softplus_impl, _softplus_deriv)
+"""log(1 + e^x), elementwise (not in NumPy): d softplus(x) = sigmoid(x) dx. Computed as
+max(x, 0) + log1p(e^-|x|), so it never overflows; the branch is chosen by Re x. On plain complex
+arrays outside ``complex_step()``, log1p(exp(x)) with the principal log.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pnp.softplus(pnp.array([-1000.0, 0.0, 1000.0]))
+array([0.00000000e+00, 6.93147181e-01, 1.00000000e+03])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.softplus(x)))(pnp.array([0.0]))
+array([0.5])
+"""
 numpy_own(softplus, lambda x: np.log1p(np.exp(x)))  # the principal log (np.logaddexp is real)
 
 # ---- tanh and sigmoid: the derivative in terms of the output, fused --------------------------
@@ -416,6 +578,14 @@ def _relu_rule(g, ans, x):
 
 
 relu = Primitive("relu", _relu_impl)
+"""max(x, 0), elementwise (not in NumPy): d relu(x) = [x > 0] dx, so 0 at x = 0 (the problem
+book's convention; ``maximum(x, 0)`` would give 1/2 there). On complex numbers the branch is
+chosen by Re x (on plain complex arrays outside ``complex_step()``, NumPy's ``maximum(x, 0)``).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.relu(x)))(pnp.array([-1.0, 0.0, 2.0]))
+array([0., 0., 1.])
+"""
 relu.out_impl = lambda out, x: np.maximum(x, 0, out=out)  # real x (jit's out= form)
 relu.defvjp(_relu_rule)
 relu.defjvp(_relu_rule)
@@ -430,14 +600,41 @@ _continued_sign = nondiff(_sign_impl, "continued_sign")
 
 
 sign = Primitive("sign", _sign_impl, differentiable=False)
+"""-1, 0 or 1 by the sign of x, elementwise; piecewise constant, so no derivative: traced
+values are stripped and the result is a plain array, a constant to the transforms. On traced
+complex values and inside ``complex_step()`` the sign of Re x; on plain complex arrays
+elsewhere, NumPy's z / |z|.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pnp.sign(pnp.array([-2.0, 0.0, 3.0]))
+array([-1.,  0.,  1.])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.sign(x) * x))(pnp.array([-2.0, 3.0]))
+array([-1.,  1.])
+"""
 numpy_own(sign, np.sign)  # z / |z|
 
 
 def log2(x: Any) -> Any:  # Python floats: a NumPy float64 scalar would upcast float32
+    """The base-2 logarithm, elementwise, as log(x) / log(2): d log2(x) = dx / (x log 2).
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.log2(pnp.array([1.0, 8.0]))
+    array([0., 3.])
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.log2(x)))(pnp.array([1.0]))
+    array([1.44269504])
+    """
     return true_divide(log(x), float(np.log(2.0)))
 
 
 def log10(x: Any) -> Any:
+    """The base-10 logarithm, elementwise, as log(x) / log(10): d log10(x) = dx / (x log 10).
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.log10(pnp.array([1.0, 100.0]))
+    array([0., 2.])
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.log10(x)))(pnp.array([1.0]))
+    array([0.43429448])
+    """
     return true_divide(log(x), float(np.log(10.0)))
 
 
@@ -467,7 +664,23 @@ def _minimum_impl(x, y):
 
 
 maximum = Primitive("maximum", _maximum_impl)
+"""The larger of x and y, elementwise, broadcasting like NumPy. The derivative goes to the
+larger argument, and half to each at a tie (autograd's and JAX's subgradient): d max(x, y) =
+w dx + (1 - w) dy with w = 1, 1/2 or 0. On traced complex values and inside ``complex_step()``
+the larger real part wins; on plain complex arrays elsewhere, NumPy's lexicographic order.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.maximum(x, 1.0)))(pnp.array([0.0, 1.0, 2.0]))
+array([0. , 0.5, 1. ])
+"""
 minimum = Primitive("minimum", _minimum_impl)
+"""The smaller of x and y, elementwise, broadcasting like NumPy; the derivative goes to the
+smaller argument, half to each at a tie (as ``maximum``, which see for complex numbers).
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.minimum(x, 1.0)))(pnp.array([0.0, 1.0, 2.0]))
+array([1. , 0.5, 0. ])
+"""
 maximum.out_impl = lambda out, x, y: np.maximum(x, y, out=out)  # real x, y (jit's out= form)
 minimum.out_impl = lambda out, x, y: np.minimum(x, y, out=out)
 numpy_own(maximum, np.maximum)  # lexicographic on complex numbers

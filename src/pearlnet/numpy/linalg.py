@@ -23,6 +23,17 @@ from .shapes import (
 __all__ = ["matmul", "dot", "tensordot", "einsum", "outer", "inner"]
 
 matmul = Primitive("matmul", np.matmul)
+"""x @ y, NumPy's matmul: vectors (k,), matrices (n, k) @ (k, m), stacks of matrices broadcast
+over the leading axes. Bilinear: d(x y) = dx y + x dy; the reverse rules are g y^T for x and
+x^T g for y, summed over the batch axes broadcasting added.
+
+>>> import pearlnet, pearlnet.numpy as pnp
+>>> x, y = pnp.array([[1.0, 2.0]]), pnp.array([[3.0], [4.0]])
+>>> pnp.matmul(x, y)
+array([[11.]])
+>>> pearlnet.grad(lambda x: pnp.sum(pnp.matmul(x, y)))(x)
+array([[3., 4.]])
+"""
 
 
 def _matmul_vjp_x(g, ans, x, y):
@@ -108,10 +119,31 @@ def dot(a: Any, b: Any) -> Any:
 
 
 def outer(a: Any, b: Any) -> Any:
+    """The outer product a_i b_j of a and b flattened (NumPy's outer), shape (a.size, b.size), as
+    a broadcast multiply: d(a b^T) = da b^T + a db^T.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> a, b = pnp.array([1.0, 2.0]), pnp.array([3.0, 4.0, 5.0])
+    >>> pnp.outer(a, b)
+    array([[ 3.,  4.,  5.],
+           [ 6.,  8., 10.]])
+    >>> pearlnet.grad(lambda a: pnp.sum(pnp.outer(a, b)))(a)  # sum(b) for each a_i
+    array([12., 12.])
+    """
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
 def inner(a: Any, b: Any) -> Any:
+    """NumPy's inner: the sum of products over the last axis of a and of b (a scalar operand
+    multiplies instead), a tensordot, so one matmul; bilinear: d<a, b> = <da, b> + <a, db>.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> a, b = pnp.array([1.0, 2.0]), pnp.array([3.0, 4.0])
+    >>> float(pnp.inner(a, b))
+    11.0
+    >>> pearlnet.grad(lambda a: pnp.inner(a, b))(a)
+    array([3., 4.])
+    """
     if len(shape_of(a)) == 0 or len(shape_of(b)) == 0:  # NumPy: a scalar operand multiplies
         return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))

@@ -45,6 +45,19 @@ def _expand(g: Any, xshape: tuple, axis: Any, keepdims: bool) -> Any:
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The sum over ``axis`` (None: every axis; an int or a tuple of ints), the reduced axes
+    kept with length 1 if ``keepdims``; NumPy's, with no ``dtype``, ``out``, ``initial`` or
+    ``where``. Linear: the reverse rule broadcasts the cotangent back along the summed axes, the
+    forward rule sums the tangent.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> x = pnp.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> pnp.sum(x, axis=0)
+    array([4., 6.])
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.sum(x, axis=1) ** 2))(x)  # 2 (row sum), broadcast
+    array([[ 6.,  6.],
+           [14., 14.]])
+    """
     return sum_p(x, axis=_axis_param(axis), keepdims=keepdims)
 
 
@@ -60,6 +73,17 @@ def _count(x: Any, axis: Any) -> int:
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """sum(x, axis) / n with n the number of entries reduced (``axis`` and ``keepdims`` as in
+    ``sum``): the reverse rule spreads the cotangent over them, g / n each.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> x = pnp.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> pnp.mean(x, axis=1)
+    array([1.5, 3.5])
+    >>> pearlnet.grad(lambda x: pnp.mean(x))(x)
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
     return true_divide(sum(x, axis, keepdims), _count(x, axis))
 
 
@@ -73,6 +97,16 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
 
 
 def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    """The standard deviation sqrt(var(x, axis, keepdims, ddof)) (see ``var``): d std = d var /
+    (2 std), so (x - mean) / ((n - ddof) std) for each entry, not finite where std = 0. Of a plain
+    complex array outside ``complex_step()``, NumPy's (from |x - mean|^2).
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.std(pnp.array([[1.0, 3.0], [2.0, 2.0]]), axis=1)
+    array([1., 0.])
+    >>> pearlnet.grad(lambda x: pnp.std(x))(pnp.array([1.0, 3.0]))
+    array([-0.5,  0.5])
+    """
     return sqrt(var(x, axis, keepdims, ddof))
 
 
@@ -125,10 +159,31 @@ _make_extreme_rules(min_p, larger=False)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The largest entry along ``axis`` (``axis`` and ``keepdims`` as in ``sum``). The derivative
+    goes to the largest entries, shared equally among ties (1/k each for k of them; ``maximum``
+    of two gives 1/2 each too). On traced complex values and inside ``complex_step()`` the largest
+    real part decides; on plain complex arrays elsewhere, NumPy's lexicographic order. ``amax``
+    is the same function.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.max(pnp.array([[1.0, 3.0], [4.0, 2.0]]), axis=0)
+    array([4., 3.])
+    >>> pearlnet.grad(lambda x: pnp.max(x))(pnp.array([1.0, 3.0, 3.0]))
+    array([0. , 0.5, 0.5])
+    """
     return max_p(x, axis=_axis_param(axis), keepdims=keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The smallest entry along ``axis``; the derivative goes to the smallest entries, shared
+    equally among ties (as ``max``, which see for complex numbers). ``amin`` is the same function.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.min(pnp.array([[1.0, 3.0], [4.0, 2.0]]), axis=1)
+    array([1., 2.])
+    >>> pearlnet.grad(lambda x: pnp.min(x))(pnp.array([1.0, 1.0, 3.0]))
+    array([0.5, 0.5, 0. ])
+    """
     return min_p(x, axis=_axis_param(axis), keepdims=keepdims)
 
 
@@ -176,6 +231,16 @@ prod_p.defjvp(_prod_jvp)
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The product over ``axis`` (``axis`` and ``keepdims`` as in ``sum``): d prod = sum_i
+    (product of the other entries) dx_i. That product is computed in O(n) and exactly where the
+    slice holds zeros (no division by zero), so second derivatives are exact too.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.prod(pnp.array([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+    array([ 2., 12.])
+    >>> pearlnet.grad(lambda x: pnp.prod(x))(pnp.array([2.0, 0.0, 4.0]))
+    array([0., 8., 0.])
+    """
     return prod_p(x, axis=_axis_param(axis), keepdims=keepdims)
 
 

@@ -19,6 +19,14 @@ __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "co
 
 
 def zeros_tangent(x: Any, dtype: Any = None) -> np.ndarray:
+    """Zeros of x's shape, in x's dtype unless ``dtype`` is given: a plain array, for a tangent or
+    cotangent that is zero (a rule's stand-in for an input that has none). Not in NumPy.
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.zeros_tangent(pnp.ones((2, 1), dtype=pnp.float32))
+    array([[0.],
+           [0.]], dtype=float32)
+    """
     return np.zeros(shape_of(x), dtype=dtype_of(x) if dtype is None else dtype)
 
 
@@ -58,6 +66,13 @@ def reshape(x: Any, shape: Any, *more: int) -> Any:
 
 
 def ravel(x: Any) -> Any:
+    """x flattened to one axis in C order, as ``reshape(x, (-1,))``; the reverse rule reshapes
+    the cotangent back. Unlike NumPy's, no ``order`` argument.
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.ravel(pnp.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([1., 2., 3., 4.])
+    """
     return reshape(x, (-1,))
 
 
@@ -88,6 +103,17 @@ def _axis_in(axis: int, ndim: int, who: str) -> int:
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
+    """x with its axes permuted: axis i of the result is axis ``axes[i]`` of x (None: reversed),
+    NumPy's. Linear: the forward rule transposes the tangent the same way, the reverse rule
+    transposes the cotangent by the inverse permutation.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.transpose(pnp.ones((2, 3, 4)), (1, 0, 2)).shape
+    (3, 2, 4)
+    >>> w = pnp.array([[1.0], [2.0]])
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.transpose(x) * w))(pnp.zeros((1, 2)))
+    array([[1., 2.]])
+    """
     ndim = len(shape_of(x))
     axes = tuple(range(ndim))[::-1] if axes is None else tuple(
         _axis_in(a, ndim, "transpose") for a in axes)
@@ -99,6 +125,13 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    """x with axes ``axis1`` and ``axis2`` interchanged, NumPy's: a ``transpose``, whose rules
+    it has.
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.swapaxes(pnp.ones((2, 3, 4)), 0, -1).shape
+    (4, 3, 2)
+    """
     ndim = len(shape_of(x))
     axis1, axis2 = _axis_in(axis1, ndim, "swapaxes"), _axis_in(axis2, ndim, "swapaxes")
     if ndim == 2 and {axis1 % 2, axis2 % 2} == {0, 1}:
@@ -109,6 +142,13 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
 
 
 def moveaxis(x: Any, source: int, destination: int) -> Any:
+    """x with axis ``source`` moved to position ``destination``, the others in order: a
+    ``transpose``, whose rules it has. Unlike NumPy's, one axis only (no sequences).
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.moveaxis(pnp.ones((2, 3, 4)), 0, -1).shape
+    (3, 4, 2)
+    """
     ndim = len(shape_of(x))
     source, destination = _axis_in(source, ndim, "moveaxis"), _axis_in(destination, ndim,
                                                                         "moveaxis")
@@ -148,6 +188,17 @@ broadcast_to_p.defjvp(_broadcast_to_jvp)
 
 
 def broadcast_to(x: Any, shape: int | Sequence[int]) -> Any:
+    """x broadcast to ``shape`` by NumPy's rules (on a plain array NumPy's read-only view). The
+    reverse rule sums the cotangent over the broadcast axes (``unbroadcast``), the forward rule
+    broadcasts the tangent.
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.broadcast_to(pnp.array([1.0, 2.0]), (2, 2))
+    array([[1., 2.],
+           [1., 2.]])
+    >>> pearlnet.grad(lambda x: pnp.sum(pnp.broadcast_to(x, (3, 2))))(pnp.array([1.0, 2.0]))
+    array([3., 3.])
+    """
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if shape_of(x) == shape:
         return x
@@ -332,6 +383,16 @@ concatenate_p.jvp_joint = _concatenate_jvp_joint
 
 
 def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Any:
+    """The arrays joined along an existing ``axis`` (None: each flattened first), NumPy's. Linear:
+    the reverse rule gives each input its slice of the cotangent, the forward rule concatenates the
+    tangents (zeros for an input without one).
+
+    >>> import pearlnet, pearlnet.numpy as pnp
+    >>> pnp.concatenate([pnp.zeros(2), pnp.ones(1)])
+    array([0., 0., 1.])
+    >>> pearlnet.grad(lambda a: pnp.sum(pnp.concatenate([a, 3 * a])))(pnp.array([1.0, 2.0]))
+    array([4., 4.])
+    """
     arrays = list(arrays)
     if not arrays:
         raise ValueError("concatenate: need at least one array")
@@ -363,6 +424,15 @@ def expand_dims(x: Any, axis: int | Sequence[int]) -> Any:
 
 
 def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
+    """x without its axes of length 1 (None: all of them; naming an axis of another length is a
+    ValueError), NumPy's: a ``reshape``, whose reverse rule reshapes the cotangent back.
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.squeeze(pnp.ones((1, 3, 1))).shape
+    (3,)
+    >>> pnp.squeeze(pnp.ones((1, 3, 1)), axis=0).shape
+    (3, 1)
+    """
     shape = shape_of(x)
     if axis is None:
         axes = tuple(i for i, s in enumerate(shape) if s == 1)
@@ -375,6 +445,14 @@ def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """The arrays, all of one shape, joined along a new ``axis`` (NumPy's): each given a length-1
+    axis there, then concatenated, whose rules it has.
+
+    >>> import pearlnet.numpy as pnp
+    >>> pnp.stack([pnp.zeros(2), pnp.ones(2)], axis=1)
+    array([[0., 1.],
+           [0., 1.]])
+    """
     arrays = list(arrays)
     if not arrays:
         raise ValueError("stack: need at least one array")
