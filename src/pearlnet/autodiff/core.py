@@ -62,7 +62,7 @@ class Primitive:
 
     __slots__ = ("name", "impl", "eager", "module", "vjps", "jvps", "differentiable",
                  "output_spec", "vjp_into", "vjp_joint", "jvp_joint", "out_impl", "elementwise",
-                 "effect", "helper")
+                 "effect", "helper", "batch")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True, *,
                  replace: bool = False, register: bool = True) -> None:
@@ -105,6 +105,8 @@ class Primitive:
         self.elementwise: Any = None
         self.effect = False
         self.helper = False
+        # ``batch(args, dims, **params) -> (out, out_dim)``: vmap's batching rule (batching.py)
+        self.batch: Callable | None = None
         if register:
             primitives[name] = self
 
@@ -122,11 +124,14 @@ class Primitive:
                                 return i.trace.record(self, args, params, self.eager)
             return self.eager(*args, **params)
         if not self.differentiable:
-            vals = [strip(a) for a in args]
+            vals = [strip(a) for a in args]  # opaque values (jit's, vmap's) stay: the
+            top = None  # innermost of their traces records (jit) or batches (vmap) the call
             for v in vals:
-                if isinstance(v, Tracer):  # a value of jit's recording trace: record the call
-                    direct = all(a is b for a, b in zip(args, vals))
-                    return v.trace.record(self, vals, params, self.eager if direct else self.impl)
+                if isinstance(v, Tracer) and (top is None or v.trace.level > top.level):
+                    top = v.trace
+            if top is not None:
+                direct = all(a is b for a, b in zip(args, vals))
+                return top.record(self, vals, params, self.eager if direct else self.impl)
             return self.impl(*vals, **params)
         return top.process(self, args, params)
 
@@ -150,6 +155,10 @@ class Primitive:
     def defjvp(self, *rules: Callable | None) -> None:
         """Set the forward rules, one per positional argument (None: not differentiable)."""
         self.jvps = rules
+
+    def defbatch(self, rule: Callable) -> None:
+        """Set vmap's rule ``rule(args, dims, **params) -> (out, out_dim)`` (batching.py)."""
+        self.batch = rule
 
     def defvjp_variadic(self, rule: Callable) -> None:
         """One reverse rule ``rule(argnum, g, ans, *args, **params)`` for a primitive taking
