@@ -157,3 +157,28 @@ def test_batchnorm_in_training_mode_is_refused():
     bn = model.layers[1].name
     for j in ("gamma", "beta"):
         np.testing.assert_allclose(got[bn][j], want[bn][j], rtol=1e-12, atol=1e-12)
+
+
+def test_dropout_in_training_mode_is_refused():
+    model = pearlnet.Model([nn.Dense(4, input_shape=(5,), dtype=F64), nn.Dropout(0.5),
+                            nn.Dense(3, dtype=F64)], seed=0)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    with pytest.raises(ValueError, match=r"Dropout.*one mask per case"):
+        cv.per_example_grads(model, None, _data(), training=True)
+    cv.per_example_grads(model, None, _data())  # evaluation mode: dropout off
+
+
+def test_recurrent_and_pooling_models_equal_a_loop():
+    rng = np.random.default_rng(3)
+    lstm = pearlnet.Model([nn.LSTM(6, input_shape=(5, 3), dtype=F64), nn.Dense(3, dtype=F64)],
+                          seed=0)
+    pool = pearlnet.Model([nn.Conv2D(2, 3, input_shape=(1, 6, 6), dtype=F64), nn.AvgPool2D(2),
+                           nn.GlobalAvgPool2D(), nn.Dense(3, dtype=F64)], seed=0)
+    for model, shape in ((lstm, (5, 3)), (pool, (1, 6, 6))):
+        model.compile(loss="categorical_crossentropy", optimizer="sgd")
+        x, y = rng.standard_normal((4, *shape)), rng.integers(0, 3, 4)
+        got = cv.per_example_grads(model, None, (x, y))
+        want = _loop_grads(model, x, y)
+        for k in want:
+            for j in want[k]:
+                np.testing.assert_allclose(got[k][j], want[k][j], rtol=1e-12, atol=1e-12)

@@ -48,14 +48,12 @@ class GradientMoments(NamedTuple):
     n: int
 
 
-def _batch_norms(layers: Any) -> list[str]:
-    from pearlnet.nn.layers import BatchNorm
-
+def _layers_of(layers: Any, kind: type) -> list[str]:
     found = []
     for layer in layers:
-        if isinstance(layer, BatchNorm):
+        if isinstance(layer, kind) and getattr(layer, "p", 1) > 0:
             found.append(layer.name)
-        found += _batch_norms(getattr(layer, "layers", []))
+        found += _layers_of(getattr(layer, "layers", []), kind)
     return found
 
 
@@ -68,7 +66,9 @@ def _problem(model: Any, params: Any, data: Any, batch_size: Any, training: Any,
         return problem
     training = bool(getattr(m, "training", False)) if training is None else bool(training)
     if training:
-        mixing = _batch_norms(m.layers)
+        from pearlnet.nn.layers import BatchNorm, Dropout
+
+        mixing = _layers_of(m.layers, BatchNorm)
         if mixing:
             raise ValueError(f"{who}: the model is in training mode and has BatchNorm layers "
                              f"{mixing}; BatchNorm in training normalises each case with the "
@@ -76,6 +76,12 @@ def _problem(model: Any, params: Any, data: Any, batch_size: Any, training: Any,
                              f"gradient depends on the others and per-example quantities are "
                              f"undefined. Use evaluation mode (model.eval() or training=False), "
                              f"where BatchNorm uses its running (inference) statistics")
+        dropping = _layers_of(m.layers, Dropout)
+        if dropping:  # one mask shared by every case would be no training step's gradient
+            raise ValueError(f"{who}: the model is in training mode and has Dropout layers "
+                             f"{dropping}; a training step draws one mask per case, which "
+                             f"per-example gradients here do not reproduce. Use evaluation mode "
+                             f"(model.eval() or training=False)")
         problem.net = lambda p, b: m.forward(p, b[0], state=m.state, training=True, rng=0)[0]
     return problem
 
