@@ -15,7 +15,9 @@ the end of the tape to its start, never a recursion, so chains of any length dif
 
 A *recording* trace (jit's, ``compiled.py``) is always the outermost one. Its tracers are opaque:
 ``strip`` stops at them, so a rule that reads data (a ReLU mask, a sign) gets a program value,
-not a constant; non-differentiable primitives are recorded too. ``lower`` carries a primitive
+not a constant; non-differentiable primitives are recorded too. vmap's batch tracers
+(batching.py) are opaque as well, at any level: a non-differentiable call goes to the
+innermost opaque trace, which records (jit) or batches (vmap) it. ``lower`` carries a primitive
 from a trace to the traces below it, where plain values run ``impl`` (traced values never take
 the ``eager`` path of plain ones).
 """
@@ -105,8 +107,7 @@ class Primitive:
         self.elementwise: Any = None
         self.effect = False
         self.helper = False
-        # ``batch(args, dims, **params) -> (out, out_dim)``: vmap's batching rule (batching.py)
-        self.batch: Callable | None = None
+        self.batch: Callable | None = None  # vmap's rule (defbatch, batching.py)
         if register:
             primitives[name] = self
 
@@ -124,8 +125,8 @@ class Primitive:
                                 return i.trace.record(self, args, params, self.eager)
             return self.eager(*args, **params)
         if not self.differentiable:
-            vals = [strip(a) for a in args]  # opaque values (jit's, vmap's) stay: the
-            top = None  # innermost of their traces records (jit) or batches (vmap) the call
+            vals = [strip(a) for a in args]
+            top = None  # the innermost opaque trace (see the module docstring)
             for v in vals:
                 if isinstance(v, Tracer) and (top is None or v.trace.level > top.level):
                     top = v.trace
