@@ -237,7 +237,9 @@ def _output(o: Any, trace: BatchTrace, axis: Any, who: str) -> Any:
                          f"{ndim - 1} dimensions per example")
     axis = int(axis) % ndim
     if not batched:
-        o = o if isinstance(o, Tracer) else np.asarray(o)
+        if not isinstance(o, Tracer):  # a writable array of its own, as a batched one is
+            o = np.asarray(o)
+            return np.moveaxis(np.repeat(o[None], trace.size, axis=0), 0, axis)
         v = pnp.broadcast_to(pnp.expand_dims(o, 0), (trace.size, *_shape(o)))
         return pnp.moveaxis(v, 0, axis) if axis else v
     return o.value if o.bdim == axis else pnp.moveaxis(o.value, o.bdim, axis)
