@@ -297,3 +297,35 @@ def test_nothing_batched_and_bad_out_axes():
         pearlnet.vmap(lambda a: a, out_axes=None)(np.ones(3))
     with pytest.raises(ValueError, match="in_axes entry 0"):
         pearlnet.vmap(lambda a: a, in_axes=({"b": 0},))({"a": np.ones(3)})
+
+
+# ---- indices that differ per example ---------------------------------------------------------
+#: pnp.getitem, not x[...]: a plain NumPy array indexed by a batched value is NumPy's own
+#: __getitem__, which no tracer can enter (as under jit)
+INDEXINGS = {
+    "labels": lambda x, i: pnp.getitem(x, i),
+    "column_of_labels": lambda x, i: pnp.getitem(x, (slice(None), i)),
+    "labels_then_slice": lambda x, i: pnp.getitem(x, (i, slice(1, 3))),
+    "grid_and_labels": lambda x, i: pnp.getitem(x, (np.arange(2), i)),
+    "labels_and_int": lambda x, i: pnp.getitem(x, (i, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEXINGS))
+@pytest.mark.parametrize("x_batched", [True, False])
+def test_batched_integer_indices_equal_a_loop(name, x_batched):
+    rng = np.random.default_rng(_seed("index", name))
+    f = INDEXINGS[name]
+    xs, idx = rng.standard_normal((B, 4, 5)), rng.integers(0, 4, (B, 2))
+    x0 = xs[0]
+    in_axes = (0 if x_batched else None, 0)
+    got = pearlnet.vmap(f, in_axes=in_axes)(xs if x_batched else x0, idx)
+    want = np.stack([f(xs[b] if x_batched else x0, idx[b]) for b in range(B)])
+    np.testing.assert_array_equal(got, want)
+    # and the gradient through it (untake with a batched index)
+    def g(x, i):
+        return pearlnet.grad(lambda v: pnp.sum(f(v, i) ** 2))(x)
+
+    got = pearlnet.vmap(g, in_axes=in_axes)(xs if x_batched else x0, idx)
+    want = np.stack([g(xs[b] if x_batched else x0, idx[b]) for b in range(B)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

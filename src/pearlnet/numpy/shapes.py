@@ -241,10 +241,18 @@ def _is_advanced(index: Any) -> bool:
     return False
 
 
-getitem_p = Primitive("getitem", lambda x, index: x[index])
+def _getitem_impl(x, index):
+    if _holds_program_value(index):  # reached with an opaque value of a lower trace in the
+        return _indexed(getitem_p, x, index)  # index: a trace above passed it on (see there)
+    return x[index]
+
+
+getitem_p = Primitive("getitem", _getitem_impl)
 
 
 def _untake_impl(g, index, shape):
+    if _holds_program_value(index):
+        return _indexed(untake_p, g, index, shape=shape)
     out = np.zeros(shape, dtype=np.result_type(g))
     if _is_advanced(index):
         np.add.at(out, index, g)  # repeated indices accumulate
@@ -259,7 +267,9 @@ untake_p = Primitive("untake", _untake_impl)
 def _indexed(prim: Primitive, x: Any, index: Any, **params: Any) -> Any:
     """prim(x, index=index, ...), also when an opaque value (vmap's batch, jit's program
     value) sits in the index at a higher level than x (labels per example, and a constant
-    cotangent): the engine dispatches on arguments only, so that trace is called here."""
+    cotangent): the engine dispatches on arguments only, so that trace is called here. When
+    a trace above x's own passes such an index on (grad inside vmap of a table shared by the
+    examples, looked up at per-example positions), its impl lands here again with plain x."""
     top = x.trace if isinstance(x, Tracer) else None
     for i in (index if type(index) is tuple else (index,)):
         if isinstance(i, Tracer) and i.opaque and (top is None or i.trace.level > top.level):
