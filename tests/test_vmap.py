@@ -329,3 +329,19 @@ def test_batched_integer_indices_equal_a_loop(name, x_batched):
     got = pearlnet.vmap(g, in_axes=in_axes)(xs if x_batched else x0, idx)
     want = np.stack([g(xs[b] if x_batched else x0, idx[b]) for b in range(B)])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_of_jit_and_jit_of_data_dependent_vmap():
+    x = np.random.default_rng(6).standard_normal((5, 4))
+
+    def f(v):
+        return pnp.where(v > 0, v ** 2, -v), pnp.argmax(v), pnp.max(v)
+
+    want = _loop(f, [(r,) for r in x])
+    inner = pearlnet.jit(f)
+    compiled = pearlnet.jit(pearlnet.vmap(f))
+    for got in (pearlnet.vmap(inner)(x), compiled(x), compiled(x)):  # record, then replay
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    assert inner.cache_info()["inlined"] == 1  # under vmap, jit runs f as it is
+    assert compiled.cache_info()["compiles"] == 1
