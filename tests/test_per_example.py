@@ -182,3 +182,27 @@ def test_recurrent_and_pooling_models_equal_a_loop():
         for k in want:
             for j in want[k]:
                 np.testing.assert_allclose(got[k][j], want[k][j], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mc", [0, 2])
+def test_diag_ggn_of_a_pair_vmapped_equals_case_by_case(mc):
+    from pearlnet.curvature import ggn_diagonal as gd
+    from pearlnet.curvature.likelihoods import likelihood_of
+    from pearlnet.curvature.problem import Problem
+
+    rng = np.random.default_rng(4)
+    params = {"w": rng.standard_normal((3, 4)), "v": rng.standard_normal((4, 2))}
+    x, y = rng.standard_normal((6, 3)), rng.integers(0, 2, 6)
+
+    def net(p, batch):
+        return pnp.tanh(batch[0] @ p["w"]) @ p["v"]
+
+    def loss(z, batch):
+        return nn.losses.categorical_crossentropy(batch[1], z, from_logits=True)
+
+    problem = Problem((net, loss), params, (x, y), None, None, None, "test")
+    lik = likelihood_of(problem, None, "test")
+    batch = next(problem.batches())[0]
+    fast = gd._per_case(problem, lik, batch, mc, np.random.default_rng(0))
+    slow = gd._case_by_case(problem, lik, batch, mc, np.random.default_rng(0))
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-14)
