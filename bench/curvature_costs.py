@@ -16,8 +16,11 @@ standardised with the training set's mean and std):
   probes, the A and B products);
 - K-FAC matvec: one product of that KFAC operator;
 - exact GGN diagonal: ``diag_ggn`` (one backward pass per output: 10 for the classifiers, 784
-  for the autoencoder), and its Monte Carlo estimate from one sample (one backward pass).
-  Per-example gradients come later (they need vmap).
+  for the autoencoder), and its Monte Carlo estimate from one sample (one backward pass);
+- per-example gradients: ``curvature.per_example_grads`` (vmap of grad over the batch; the
+  autoencoder's, 1,000 x 0.7 M numbers = 2.9 GB, is left out), and their norms by
+  ``per_example_grad_norms`` (Goodfellow's identity, no per-case gradient formed). The peers'
+  per-example figures are bench/per_example.py's.
 
 Hygiene: every measurement is repeated ``--rounds`` times, the computations interleaved round
 by round, after a warm-up round; medians and best rounds are reported with the machine's load
@@ -100,6 +103,12 @@ def measurements(model: Any, batch: tuple) -> dict[str, Callable[[], Any]]:
     g_op = curvature.ggn_operator(model, None, (x, y))
     h_op @ v, g_op @ v  # record once: the operators' products are the per-step cost
     kfac = curvature.KFAC(model, None, (x, y), fisher_type="mc", seed=0)
+    per_example = {}
+    if len(x) * flat.size * flat.dtype.itemsize <= 1 << 30:  # the tensor fits in 1 GB
+        per_example["per-example gradients"] = lambda: curvature.per_example_grads(
+            model, None, (x, y))
+    per_example["per-example gradient norms"] = lambda: curvature.per_example_grad_norms(
+        model, None, (x, y))
     return {
         "gradient": lambda: vg(flat),
         "HVP (hvp, one call)": lambda: hvp(f, flat, v),
@@ -111,6 +120,7 @@ def measurements(model: Any, batch: tuple) -> dict[str, Callable[[], Any]]:
         "exact GGN diagonal": lambda: curvature.diag_ggn(model, None, (x, y)),
         "MC GGN diagonal (1 sample)": lambda: curvature.diag_ggn(model, None, (x, y),
                                                                  mc_samples=1),
+        **per_example,
     }
 
 

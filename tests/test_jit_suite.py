@@ -1,4 +1,4 @@
-"""The gradient, Hessian-vector, jvp/vjp and complex-step tests again, with jit on: in a fresh
+"""The gradient, Hessian-vector, jvp/vjp, complex-step and vmap tests again, with jit on: in a fresh
 interpreter where PEARLNET_JIT_TRANSFORMS=1 makes grad, value_and_grad, jvp, hvp and
 gauss_newton_vp compile what they compute and return the replayed program's result, and
 PEARLNET_JIT_CHECK=1 compares every replay with its recording, bit for bit.
@@ -32,7 +32,8 @@ def test_derivative_tests_pass_with_jit_on():
     env = dict(os.environ, PEARLNET_JIT_TRANSFORMS="1", PEARLNET_JIT_CHECK="1")
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
            "tests/test_primitives.py", "tests/test_transforms.py", "tests/test_check.py",
-           "tests/test_boundaries_autodiff.py", "-k", "not test_value_matches_numpy "
+           "tests/test_boundaries_autodiff.py", "tests/test_vmap.py", "-k",
+           "not test_value_matches_numpy "
            "and not test_plain_complex_values"]
     for name in DESELECT:  # a node id prefix: every parametrisation
         cmd += ["--deselect", name]

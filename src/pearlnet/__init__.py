@@ -27,6 +27,7 @@ from .autodiff import (  # noqa: F401
     tree_unflatten,
     value_and_grad,
     vjp,
+    vmap,
 )
 from .train import Model, load_model  # noqa: F401
 
@@ -35,6 +36,6 @@ if _os.environ.get("PEARLNET_MALLOC", "").lower() == "keep":  # opt-in (pearlnet
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "hvp", "hvp_operator",
-           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "jit", "ravel",
-           "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
+           "gauss_newton_vp", "gauss_newton_operator", "jacobian", "hessian", "vmap", "jit",
+           "ravel", "tree_flatten", "tree_unflatten", "tree_map", "Primitive",
            "check", "numpy", "nn", "optim", "Model", "load_model", "keep_freed_memory"]

@@ -1,6 +1,7 @@
 """The automatic-differentiation core: tracing engine, transforms, trees and gradient checks."""
 
 from . import check  # noqa: F401,E402
+from .batching import vmap  # noqa: F401
 from .compiled import Jitted, jit  # noqa: F401
 from .core import Primitive, Tracer, primitives, strip  # noqa: F401  (imported first: numpy needs it)
 from .transforms import (  # noqa: F401
@@ -28,6 +29,6 @@ from .tree import (  # noqa: F401
 
 __all__ = ["Primitive", "Tracer", "primitives", "strip", "grad", "value_and_grad", "vjp", "jvp",
            "linearize", "hvp", "hvp_operator", "gauss_newton_vp", "gauss_newton_operator",
-           "jacobian", "hessian", "jit", "Jitted", "ravel", "tree_flatten", "tree_map",
+           "jacobian", "hessian", "vmap", "jit", "Jitted", "ravel", "tree_flatten", "tree_map",
            "tree_unflatten",
            "tree_structure", "tree_leaves_like", "TreeDef", "check"]

@@ -15,7 +15,9 @@ the end of the tape to its start, never a recursion, so chains of any length dif
 
 A *recording* trace (jit's, ``compiled.py``) is always the outermost one. Its tracers are opaque:
 ``strip`` stops at them, so a rule that reads data (a ReLU mask, a sign) gets a program value,
-not a constant; non-differentiable primitives are recorded too. ``lower`` carries a primitive
+not a constant; non-differentiable primitives are recorded too. vmap's batch tracers
+(batching.py) are opaque as well, at any level: a non-differentiable call goes to the
+innermost opaque trace, which records (jit) or batches (vmap) it. ``lower`` carries a primitive
 from a trace to the traces below it, where plain values run ``impl`` (traced values never take
 the ``eager`` path of plain ones).
 """
@@ -70,7 +72,7 @@ class Primitive:
 
     __slots__ = ("name", "impl", "eager", "module", "vjps", "jvps", "differentiable",
                  "output_spec", "vjp_into", "vjp_joint", "jvp_joint", "out_impl", "elementwise",
-                 "effect", "helper")
+                 "effect", "helper", "batch")
 
     def __init__(self, name: str, impl: Callable, differentiable: bool = True, *,
                  replace: bool = False, register: bool = True) -> None:
@@ -113,6 +115,7 @@ class Primitive:
         self.elementwise: Any = None
         self.effect = False
         self.helper = False
+        self.batch: Callable | None = None  # vmap's rule (defbatch, batching.py)
         if register:
             primitives[name] = self
 
@@ -131,10 +134,13 @@ class Primitive:
             return self.eager(*args, **params)
         if not self.differentiable:
             vals = [strip(a) for a in args]
+            top = None  # the innermost opaque trace (see the module docstring)
             for v in vals:
-                if isinstance(v, Tracer):  # a value of jit's recording trace: record the call
-                    direct = all(a is b for a, b in zip(args, vals))
-                    return v.trace.record(self, vals, params, self.eager if direct else self.impl)
+                if isinstance(v, Tracer) and (top is None or v.trace.level > top.level):
+                    top = v.trace
+            if top is not None:
+                direct = all(a is b for a, b in zip(args, vals))
+                return top.record(self, vals, params, self.eager if direct else self.impl)
             return self.impl(*vals, **params)
         return top.process(self, args, params)
 
@@ -158,6 +164,10 @@ class Primitive:
     def defjvp(self, *rules: Callable | None) -> None:
         """Set the forward rules, one per positional argument (None: not differentiable)."""
         self.jvps = rules
+
+    def defbatch(self, rule: Callable) -> None:
+        """Set vmap's rule ``rule(args, dims, **params) -> (out, out_dim)`` (batching.py)."""
+        self.batch = rule
 
     def defvjp_variadic(self, rule: Callable) -> None:
         """One reverse rule ``rule(argnum, g, ans, *args, **params)`` for a primitive taking

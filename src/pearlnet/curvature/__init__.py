@@ -1,6 +1,6 @@
 """pearlnet.curvature: curvature matrices as SciPy linear operators, their spectra and traces,
-exact GGN diagonals and K-FAC, all computed by the autodiff core and checkable against the
-dense matrices of small networks (``hessian``, ``jacobian``).
+exact GGN diagonals, K-FAC and per-example gradients, all computed by the autodiff core and
+checkable against the dense matrices of small networks (``hessian``, ``jacobian``).
 
 >>> import numpy as np, pearlnet.numpy as pnp
 >>> from pearlnet import curvature
@@ -27,10 +27,17 @@ from .operators import (  # noqa: F401
     hessian_operator,
     jacobian_operator,
 )
+from .per_example import (  # noqa: F401
+    GradientMoments,
+    gradient_moments,
+    per_example_grad_norms,
+    per_example_grads,
+)
 from .problem import layer_blocks  # noqa: F401
 from .spectra import SpectralDensity, spectral_density  # noqa: F401
 
 __all__ = ["hessian_operator", "ggn_operator", "empirical_fisher_operator", "jacobian_operator",
            "CurvatureOperator", "top_eigenvalues", "trace", "diagonal", "spectral_density",
            "SpectralDensity", "Estimate", "Eigen", "diag_ggn", "KFAC", "KFACPreconditioner",
-           "TappedNetwork", "Likelihood", "layer_blocks"]
+           "TappedNetwork", "Likelihood", "layer_blocks", "per_example_grads",
+           "per_example_grad_norms", "gradient_moments", "GradientMoments"]

@@ -10,9 +10,10 @@ For a Model whose parameters all sit in Dense and Conv2D layers, each backward p
 the probes of ``TappedNetwork`` and gives every case's sensitivity d at every layer at once;
 the squared per-case gradients then follow from the layer inputs a: for Dense,
 sum_i a_i^2 (x) d_i^2; for Conv2D, sum_i (sum_p d_ip a_ip^T)^2. Any other network (a pair
-(net, loss), or a Model with other parameterised layers) is handled case by case: one
-recorded forward pass and K backward passes per case, exact but slow (per-example gradients,
-which will make it fast, come later).
+(net, loss), or a Model with other parameterised layers) takes every case's J_i^T s_ic at
+once with ``vmap`` over the cases of one backward pass (one batched pass per column: memory
+n x P per batch), or, when the network applies a primitive with no batching rule, case by
+case (one recorded forward pass and K backward passes per case: exact but slow).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def diag_ggn(model: Any, params: Any = None, data: Any = None, *, mc_samples: in
         if tapped is not None:
             total += weight * _tapped_batch(problem, tapped, lik, batch, mc, rng)
         else:
-            total += weight * _case_by_case(problem, lik, batch, mc, rng)
+            total += weight * _per_case(problem, lik, batch, mc, rng)
     return problem.sum(total).astype(problem.dtype)
 
 
@@ -94,12 +95,37 @@ def _tapped_batch(problem: Problem, tapped: TappedNetwork, lik: Any, batch: Any,
     return out
 
 
-def _case_by_case(problem: Problem, lik: Any, batch: Any, mc: int, rng: Any) -> np.ndarray:
+def _per_case(problem: Problem, lik: Any, batch: Any, mc: int, rng: Any) -> np.ndarray:
+    """sum_i sum_c (J_i^T s_ic)^2 for one batch: every case's pullback at once (vmap)."""
+    import pearlnet.numpy as pnp
+    from pearlnet.autodiff import tree_map, vmap
+
+    z = np.asarray(problem.block_net(batch)(problem.flat))
+    cols = _columns(lik, z, batch, problem.batch_loss(batch), mc, rng)
+
+    def pull(case: Any, s: Any) -> Any:
+        one = tree_map(lambda a: pnp.expand_dims(a, 0), case)
+        _, pullback = vjp(problem.block_net(one), problem.flat)
+        return pullback(pnp.expand_dims(s, 0))[0]
+
+    out = np.zeros(problem.flat.size)
+    try:
+        for col in cols:
+            g = np.asarray(vmap(pull)(batch, col), dtype=np.float64)
+            out += np.einsum("np,np->p", g, g)
+    except NotImplementedError:  # a primitive without a batching rule: one case at a time
+        return _case_by_case(problem, lik, batch, mc, rng, cols)
+    return out
+
+
+def _case_by_case(problem: Problem, lik: Any, batch: Any, mc: int, rng: Any,
+                  cols: list | None = None) -> np.ndarray:
     from pearlnet.autodiff import tree_map
 
     net = problem.block_net(batch)
     z = np.asarray(net(problem.flat))
-    cols = _columns(lik, z, batch, problem.batch_loss(batch), mc, rng)
+    if cols is None:
+        cols = _columns(lik, z, batch, problem.batch_loss(batch), mc, rng)
     out = np.zeros(problem.flat.size)
     for i in range(len(z)):
         case = tree_map(lambda a, i=i: a[i:i + 1], batch)

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from pearlnet.autodiff import Primitive
+from pearlnet.numpy._batch import same_axis as _same_axis_batch
 
 from .communicator import Communicator, SingleProcess
 
@@ -79,6 +80,7 @@ def _sum_across_jvp(t, ans, x, comm):
 
 sum_across.defvjp(_sum_across_vjp)
 sum_across.defjvp(_sum_across_jvp)
+sum_across.defbatch(_same_axis_batch(sum_across))  # a batch of sums is the sum of the batch
 # a collective: a compiled program (pearlnet.jit) never drops, merges or folds it, and keeps
 # it where the code put it, so every rank calls it at the same point
 sum_across.effect = True

@@ -30,8 +30,9 @@ core.add_into[0] = _add_in_place
 
 
 def _pending_spec(x: Any) -> tuple | None:
-    """(shape, dtype) of a value under tracers that is not computed yet, else None."""
-    while isinstance(x, Tracer):
+    """(shape, dtype) of a value under tracers that is not computed yet, else None (an opaque
+    value, jit's or vmap's, answers for itself: a batched one's shape is one example's)."""
+    while isinstance(x, Tracer) and not x.opaque:
         if isinstance(x, ForwardTracer) and x.pending is not None:
             return x.pending[3:5]
         x = x.value

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._batch import batch_size, to_front_or_broadcast
 from ._util import Primitive, dtype_of, shape_of
 from .elementwise import sigmoid_grad, tanh, tanh_grad
 from .shapes import concatenate, stack
@@ -123,3 +124,14 @@ lstm_cell_p.vjp_joint = _vjp_joint
 lstm_cell_p.defjvp(lambda t, ans, z, c: _jvp_joint([t, None], ans, z, c),
                    lambda t, ans, z, c: _jvp_joint([None, t], ans, z, c))
 lstm_cell_p.jvp_joint = _jvp_joint
+
+
+def _lstm_cell_batch(args, dims):
+    """Both operands batch-first (the cell works on any leading axes): output axis 1, behind
+    the six stacked blocks."""
+    size = batch_size(args, dims)
+    z, c = (to_front_or_broadcast(a, d, size) for a, d in zip(args, dims))
+    return lstm_cell_p(z, c), 1
+
+
+lstm_cell_p.defbatch(_lstm_cell_batch)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._batch import batch_size, to_front_or_broadcast
 from ._util import Primitive, nondiff, numpy_own, real_dtype, shape_of
 from .elementwise import multiply
 from .shapes import reshape, sum_p, transpose
@@ -174,6 +175,39 @@ col2im_p.defvjp(_col2im_vjp)
 col2im_p.defjvp(_col2im_jvp)
 
 
+# vmap: the kernel is a parameter, never batched, so the batch folds into the sample axis N:
+# (B, N, C, H, W) is (B N, C, H, W) to these primitives, one call for the whole batch
+def _fold(x: Any, d: Any, size: int) -> Any:
+    """A batched NCHW array (B, N, C, H, W) as (B N, C, H, W)."""
+    x = to_front_or_broadcast(x, d, size)
+    return reshape(x, (-1, *shape_of(x)[2:]))
+
+
+def _unfold_last(cols: Any, size: int) -> Any:
+    """Windows (C, kh, kw, OH, OW, B N) as (C, kh, kw, OH, OW, B, N): batch axis 5."""
+    return reshape(cols, (*shape_of(cols)[:5], size, -1))
+
+
+def _im2col_batch(args, dims, kernel, stride, padding):
+    size = batch_size(args, dims)
+    cols = im2col_p(_fold(args[0], dims[0], size), kernel=kernel, stride=stride,
+                    padding=padding)
+    return _unfold_last(cols, size), 5
+
+
+def _col2im_batch(args, dims, shape, kernel, stride, padding):
+    size = batch_size(args, dims)
+    cols = to_front_or_broadcast(args[0], dims[0], size)  # (B, C, kh, kw, OH, OW, N)
+    cols = reshape(transpose(cols, (1, 2, 3, 4, 5, 0, 6)), (*shape_of(cols)[1:6], -1))
+    out = col2im_p(cols, shape=(size * shape[0], *shape[1:]), kernel=kernel, stride=stride,
+                   padding=padding)
+    return reshape(out, (size, *shape)), 0
+
+
+im2col_p.defbatch(_im2col_batch)
+col2im_p.defbatch(_col2im_batch)
+
+
 def im2col(x: Any, kernel: Any, stride: Any = 1, padding: Any = 0) -> Any:
     """The kh x kw windows of x (N, C, H, W), zero-padded by ``padding``, batch axis last:
     out[c, i, j, p, q, n] = x_pad[n, c, p * sh + i, q * sw + j], shape (C, kh, kw, OH, OW, N).
@@ -228,6 +262,16 @@ def _winner_mask_impl(x: Any, ans: Any, kernel: tuple, stride: tuple) -> np.ndar
 _winner_mask = nondiff(_winner_mask_impl, "winner_mask")
 
 
+def _winner_mask_batch(args, dims):
+    x, ans, kernel, stride = args
+    size = batch_size(args, dims)
+    mask = _winner_mask(_fold(x, dims[0], size), _fold(ans, dims[1], size), kernel, stride)
+    return _unfold_last(mask, size), 5
+
+
+_winner_mask.defbatch(_winner_mask_batch)
+
+
 def _window_max_impl(x, kernel, stride):
     x = np.asarray(x)
     view = _windows(np.real(x).transpose(1, 2, 3, 0), kernel, stride)
@@ -273,6 +317,15 @@ def _window_max_jvp(t, ans, x, kernel, stride):
 
 window_max_p.defvjp(_window_max_vjp)
 window_max_p.defjvp(_window_max_jvp)
+
+
+def _window_max_batch(args, dims, kernel, stride):
+    size = batch_size(args, dims)
+    out = window_max_p(_fold(args[0], dims[0], size), kernel=kernel, stride=stride)
+    return reshape(out, (size, -1, *shape_of(out)[1:])), 0
+
+
+window_max_p.defbatch(_window_max_batch)
 
 
 def window_max(x: Any, kernel: Any, stride: Any = None) -> Any:

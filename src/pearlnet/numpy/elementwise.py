@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._batch import elementwise as _broadcasting_batch
+from ._batch import same_axis as _same_axis_batch
 from ._util import (
     Primitive,
     Tracer,
@@ -68,6 +70,7 @@ def _add_jvp(t, ans, x, y):
 add.elementwise = np.add
 add.defvjp(_add_vjp_x, _add_vjp_y)
 add.defjvp(_add_jvp, _add_jvp)
+add.defbatch(_broadcasting_batch(add))
 
 subtract = Primitive("subtract", np.subtract)
 """x - y, elementwise, broadcasting like NumPy: d(x - y) = dx - dy.
@@ -89,6 +92,7 @@ def _subtract_jvp_y(t, ans, x, y):
 subtract.elementwise = np.subtract
 subtract.defvjp(_add_vjp_x, _subtract_vjp_y)
 subtract.defjvp(_add_jvp, _subtract_jvp_y)
+subtract.defbatch(_broadcasting_batch(subtract))
 
 multiply = Primitive("multiply", np.multiply)
 """x y, elementwise, broadcasting like NumPy; bilinear: d(x y) = y dx + x dy.
@@ -119,6 +123,7 @@ def _multiply_jvp_y(t, ans, x, y):
 multiply.elementwise = np.multiply
 multiply.defvjp(_multiply_vjp_x, _multiply_vjp_y)
 multiply.defjvp(_multiply_jvp_x, _multiply_jvp_y)
+multiply.defbatch(_broadcasting_batch(multiply))
 
 true_divide = Primitive("divide", np.true_divide)
 """x / y, elementwise, broadcasting like NumPy: d(x / y) = dx / y - (x / y) dy / y (the
@@ -151,6 +156,7 @@ def _divide_jvp_y(t, ans, x, y):
 true_divide.elementwise = np.true_divide
 true_divide.defvjp(_divide_vjp_x, _divide_vjp_y)
 true_divide.defjvp(_divide_jvp_x, _divide_jvp_y)
+true_divide.defbatch(_broadcasting_batch(true_divide))
 
 negative = Primitive("negative", np.negative)
 """-x, elementwise: d(-x) = -dx.
@@ -168,6 +174,7 @@ def _negative_rule(g, ans, x):
 negative.elementwise = np.negative
 negative.defvjp(_negative_rule)
 negative.defjvp(_negative_rule)
+negative.defbatch(_same_axis_batch(negative))
 
 power = Primitive("power", np.power)
 """x ** y, elementwise, broadcasting like NumPy: d(x^y) = y x^(y-1) dx + x^y log(x) dy.
@@ -231,6 +238,7 @@ def _power_jvp_y(t, ans, x, y):
 power.elementwise = np.power
 power.defvjp(_power_vjp_x, _power_vjp_y)
 power.defjvp(_power_jvp_x, _power_jvp_y)
+power.defbatch(_broadcasting_batch(power))
 
 
 def reciprocal(x: Any) -> Any:
@@ -259,6 +267,7 @@ def _unary(name: str, impl, deriv) -> Primitive:
     rule.__name__ = f"_{name}_rule"
     prim.defvjp(rule)
     prim.defjvp(rule)
+    prim.defbatch(_same_axis_batch(prim))
     return prim
 
 
@@ -418,6 +427,7 @@ fused primitive carries a cotangent or tangent through it).
 array([1.        , 0.41997434])
 """
 tanh.elementwise = np.tanh
+tanh.defbatch(_same_axis_batch(tanh))
 sinh = _unary("sinh", np.sinh, _sinh_deriv)
 """The hyperbolic sine, elementwise: d sinh(x) = cosh(x) dx.
 
@@ -458,6 +468,7 @@ array([0. , 0.5, 1. ])
 >>> pearlnet.grad(lambda x: pnp.sum(pnp.sigmoid(x)))(pnp.array([0.0]))
 array([0.25])
 """
+sigmoid.defbatch(_same_axis_batch(sigmoid))
 softplus = _unary("softplus", _softplus_impl, _softplus_deriv)
 """log(1 + e^x), elementwise (not in NumPy): d softplus(x) = sigmoid(x) dx. Computed as
 max(x, 0) + log1p(e^-|x|), so it never overflows; the branch is chosen by Re x. On plain complex
@@ -540,6 +551,8 @@ tanh_grad.defvjp(_tanh_grad_wrt_g, _tanh_grad_wrt_y)
 tanh_grad.defjvp(_tanh_grad_wrt_g, _tanh_grad_wrt_y)
 sigmoid_grad.defvjp(_sigmoid_grad_wrt_g, _sigmoid_grad_wrt_y)
 sigmoid_grad.defjvp(_sigmoid_grad_wrt_g, _sigmoid_grad_wrt_y)
+tanh_grad.defbatch(_broadcasting_batch(tanh_grad))
+sigmoid_grad.defbatch(_broadcasting_batch(sigmoid_grad))
 
 
 def _tanh_rule(g, ans, x):
@@ -571,6 +584,7 @@ def _relu_mask_impl(x):
 
 _relu_mask = nondiff(_relu_mask_impl, "relu_mask")
 _relu_mask.out_impl = lambda out, x: np.greater(x, 0, out=out)
+_relu_mask.defbatch(_same_axis_batch(_relu_mask))
 
 
 def _relu_rule(g, ans, x):
@@ -589,6 +603,7 @@ array([0., 0., 1.])
 relu.out_impl = lambda out, x: np.maximum(x, 0, out=out)  # real x (jit's out= form)
 relu.defvjp(_relu_rule)
 relu.defjvp(_relu_rule)
+relu.defbatch(_same_axis_batch(relu))
 numpy_own(relu, lambda x: np.maximum(x, 0))  # NumPy orders complex numbers lexicographically
 
 
@@ -597,6 +612,7 @@ def _sign_impl(x):
 
 
 _continued_sign = nondiff(_sign_impl, "continued_sign")
+_continued_sign.defbatch(_same_axis_batch(_continued_sign))
 
 
 sign = Primitive("sign", _sign_impl, differentiable=False)
@@ -612,6 +628,7 @@ array([-1.,  0.,  1.])
 array([-1.,  1.])
 """
 numpy_own(sign, np.sign)  # z / |z|
+sign.defbatch(_same_axis_batch(sign))
 
 
 def log2(x: Any) -> Any:  # Python floats: a NumPy float64 scalar would upcast float32
@@ -649,6 +666,7 @@ def _pick_weight_impl(x, y, larger: bool):
 
 
 _pick_weight = nondiff(_pick_weight_impl, "pick_weight")
+_pick_weight.defbatch(_broadcasting_batch(_pick_weight))  # (x, y, larger): larger unbatched
 
 
 def _maximum_impl(x, y):
@@ -704,6 +722,7 @@ def _make_extremum_rules(prim: Primitive, larger: bool) -> None:
         f.__name__ = f"_{prim.name}_{f.__name__}"
     prim.defvjp(vjp_x, vjp_y)
     prim.defjvp(jvp_x, jvp_y)
+    prim.defbatch(_broadcasting_batch(prim))
 
 
 _make_extremum_rules(maximum, larger=True)
@@ -730,6 +749,7 @@ def _where_jvp_y(t, ans, c, x, y):
 
 where_p.defvjp(None, _where_vjp_x, _where_vjp_y)
 where_p.defjvp(None, _where_jvp_x, _where_jvp_y)
+where_p.defbatch(_broadcasting_batch(where_p))  # a batched condition too: it is an argument
 
 
 def where(condition: Any, x: Any, y: Any) -> Any:
@@ -775,6 +795,8 @@ real_p.defvjp(_real_vjp)
 real_p.defjvp(_real_jvp)
 imag_p.defvjp(_imag_vjp)
 imag_p.defjvp(_imag_jvp)
+real_p.defbatch(_same_axis_batch(real_p))
+imag_p.defbatch(_same_axis_batch(imag_p))
 
 
 def real(x: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._batch import pad_after_batch, to_front
 from ._util import Primitive, dtype_of, shape_of
 from .elementwise import multiply
 from .shapes import (
@@ -18,6 +19,9 @@ from .shapes import (
     transpose,
     unbroadcast,
     untake_p,
+)
+from .shapes import (
+    moveaxis as moveaxis_,
 )
 
 __all__ = ["matmul", "dot", "tensordot", "einsum", "outer", "inner"]
@@ -83,6 +87,45 @@ matmul.out_impl = lambda out, x, y: np.matmul(x, y, out=out)  # jit's out= form
 matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
 matmul.defjvp(_matmul_jvp_x, _matmul_jvp_y)
 matmul.output_spec = _matmul_output_spec  # its forward rules never read the product
+
+
+def _matmul_batch(args, dims):
+    """Batched matmul, as one large product where a side is shared by all examples (the
+    common cases: a batch of inputs times a weight matrix, a weight matrix times a batch)."""
+    (x, y), (dx, dy) = args, dims
+    a, b = len(shape_of(x)) - (dx is not None), len(shape_of(y)) - (dy is not None)
+    if dy is None and b == 2:  # (B, ..., k) @ (k, m): the examples' rows stacked, one product
+        x = to_front(x, dx)
+        xs = shape_of(x)
+        out = matmul(reshape(x, (-1, xs[-1])), y)
+        return reshape(out, xs[:-1] + (shape_of(y)[-1],)), 0
+    if dx is None and b == 2 and a in (1, 2):  # (.., k) @ (B, k, m): columns side by side
+        y = moveaxis_(to_front(y, dy), 0, 1)  # (k, B, m)
+        k, size, m = shape_of(y)
+        out = matmul(x, reshape(y, (k, size * m)))
+        return reshape(out, shape_of(out)[:-1] + (size, m)), a - 1
+    # general: both batch-first (an unbatched side gets a batch axis of 1), vectors made
+    # matrices, ranks matched behind the batch axis; NumPy broadcasts the rest
+    x = expand_dims(x, 0) if dx is None else to_front(x, dx)
+    y = expand_dims(y, 0) if dy is None else to_front(y, dy)
+    if a == 1:
+        x = expand_dims(x, -2)
+    if b == 1:
+        y = expand_dims(y, -1)
+    rank = max(len(shape_of(x)), len(shape_of(y))) - 1
+    x, y = pad_after_batch(x, rank), pad_after_batch(y, rank)
+    if shape_of(x)[-1] == 1:  # outer products (a per-example weight gradient from one row):
+        out = multiply(x, y)  # NumPy's stacked matmul runs these ~20x slower than a multiply
+    else:
+        out = matmul(x, y)
+    if b == 1:
+        out = out[..., 0]
+    if a == 1:
+        out = out[..., 0, :] if b != 1 else out[..., 0]
+    return out, 0
+
+
+matmul.defbatch(_matmul_batch)
 
 
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
@@ -231,6 +274,18 @@ def _einsum_jvp(argnum, t, ans, *ops, spec, out):
 
 einsum_p.defvjp_variadic(_einsum_vjp)
 einsum_p.defjvp_variadic(_einsum_jvp)
+
+
+def _einsum_batch(args, dims, spec, out):
+    """A fresh index letter for the batch axis, on the batched operands and the output."""
+    used = set("".join(spec) + out)
+    b = next(c for c in string.ascii_letters if c not in used)
+    ops = [o if d is None else to_front(o, d) for o, d in zip(args, dims)]
+    spec = tuple(s if d is None else b + s for s, d in zip(spec, dims))
+    return einsum_p(*ops, spec=spec, out=b + out), 0
+
+
+einsum_p.defbatch(_einsum_batch)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:

@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ._batch import elementwise as _broadcasting_batch
+from ._batch import ndim as _ndim
+from ._batch import same_axis as _same_axis_batch
+from ._batch import to_front as _to_front
 from ._util import Primitive, Tracer, continuing, dtype_of, nondiff, numpy_own, shape_of
 
 __all__ = ["stop_gradient", "greater", "greater_equal", "less", "less_equal", "equal",
@@ -18,6 +22,7 @@ __all__ = ["stop_gradient", "greater", "greater_equal", "less", "less_equal", "e
            "asarray"]
 
 stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
+stop_gradient_p.defbatch(_same_axis_batch(stop_gradient_p))
 
 
 def stop_gradient(x: Any) -> Any:
@@ -29,6 +34,7 @@ def stop_gradient(x: Any) -> Any:
 def _comparison(name: str, op) -> Primitive:
     prim = Primitive(name, lambda x, y: op(np.real(x), np.real(y)), differentiable=False)
     numpy_own(prim, op)
+    prim.defbatch(_broadcasting_batch(prim))
     return prim
 
 
@@ -87,13 +93,25 @@ boolean array, no derivative.
 >>> pnp.not_equal(pnp.array([1.0, 2.0]), 2.0)
 array([ True, False])
 """
+equal.defbatch(_broadcasting_batch(equal))
+not_equal.defbatch(_broadcasting_batch(not_equal))
 
 
 def _arg_reduction(fn):
     """np.argmax and its kin on the real parts: a helper primitive, so that jit records it."""
     def impl(x, axis):
         return fn(np.real(x), axis=axis)
-    return nondiff(impl, fn.__name__)
+    prim = nondiff(impl, fn.__name__)
+
+    def batch(args, dims):  # batch first; axis None (the flattened example) as NumPy reads it
+        x, axis = _to_front(args[0], dims[0]), args[1]
+        if axis is None:
+            from .shapes import reshape
+            return prim(reshape(x, (shape_of(x)[0], -1)), 1), 0
+        return prim(x, int(axis) % (_ndim(x) - 1) + 1), 0
+
+    prim.defbatch(batch)
+    return prim
 
 
 _argmax, _argmin, _argsort = (_arg_reduction(f) for f in (np.argmax, np.argmin, np.argsort))
@@ -140,6 +158,8 @@ def argsort(x: Any, axis: int = -1) -> np.ndarray:
 _floor, _ceil, _isfinite, _isnan = (nondiff(f, f.__name__) for f in (np.floor, np.ceil,
                                                                        np.isfinite, np.isnan))
 _round = nondiff(np.round, "round")
+for _p in (_floor, _ceil, _isfinite, _isnan, _round):
+    _p.defbatch(_same_axis_batch(_p))
 
 
 def floor(x: Any) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._batch import ndim, reduction, shift_axis, to_front
 from ._util import (
     Primitive,
     known,
@@ -122,6 +123,15 @@ def _extreme_weights_impl(x: Any, axis: Any, larger: bool) -> np.ndarray:
 _extreme_weights_p = nondiff(_extreme_weights_impl, "extreme_weights")
 
 
+def _extreme_weights_batch(args, dims):
+    x, axis, larger = args
+    x = to_front(x, dims[0])
+    return _extreme_weights_p(x, shift_axis(axis, ndim(x) - 1), larger), 0
+
+
+_extreme_weights_p.defbatch(_extreme_weights_batch)
+
+
 def _extreme_weights(x: Any, axis: Any, larger: bool) -> Any:
     return _extreme_weights_p(x, axis, larger)
 
@@ -152,6 +162,7 @@ def _make_extreme_rules(prim: Primitive, larger: bool) -> None:
     vjp.__name__, jvp.__name__ = f"_{prim.name}_vjp", f"_{prim.name}_jvp"
     prim.defvjp(vjp)
     prim.defjvp(jvp)
+    prim.defbatch(reduction(prim))
 
 
 _make_extreme_rules(max_p, larger=True)
@@ -228,6 +239,7 @@ def _prod_jvp(t, ans, x, axis, keepdims):
 
 prod_p.defvjp(_prod_vjp)
 prod_p.defjvp(_prod_jvp)
+prod_p.defbatch(reduction(prod_p))
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -271,6 +283,7 @@ def _logsumexp_jvp(t, ans, x, axis, keepdims):
 
 logsumexp_p.defvjp(_logsumexp_vjp)
 logsumexp_p.defjvp(_logsumexp_jvp)
+logsumexp_p.defbatch(reduction(logsumexp_p))
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:

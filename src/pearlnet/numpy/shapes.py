@@ -11,6 +11,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pearlnet.autodiff.batching import BatchTracer
+
+from ._batch import (
+    Batched,
+    batch_size,
+    loop,
+    pad_after_batch,
+    reduction,
+    same_axis,
+    shift_axis,
+    to_front,
+    to_front_or_broadcast,
+)
 from ._util import Primitive, Tracer, dtype_of, nondiff, normalize_axis, shape_of, strip
 
 __all__ = ["reshape", "transpose", "broadcast_to", "unbroadcast", "getitem", "concatenate",
@@ -50,6 +63,14 @@ def _reshape_jvp(t, ans, x, shape):
 
 reshape_p.defvjp(_reshape_vjp)
 reshape_p.defjvp(_reshape_jvp)
+
+
+def _reshape_batch(args, dims, shape):
+    x = to_front(args[0], dims[0])
+    return reshape_p(x, shape=(shape_of(x)[0], *shape)), 0
+
+
+reshape_p.defbatch(_reshape_batch)
 
 
 def reshape(x: Any, shape: Any, *more: int) -> Any:
@@ -94,6 +115,14 @@ def _transpose_jvp(t, ans, x, axes):
 
 transpose_p.defvjp(_transpose_vjp)
 transpose_p.defjvp(_transpose_jvp)
+
+
+def _transpose_batch(args, dims, axes):
+    x = to_front(args[0], dims[0])
+    return transpose_p(x, axes=(0, *(a + 1 for a in axes))), 0
+
+
+transpose_p.defbatch(_transpose_batch)
 
 
 def _axis_in(axis: int, ndim: int, who: str) -> int:
@@ -187,6 +216,14 @@ broadcast_to_p.defvjp(_broadcast_to_vjp)
 broadcast_to_p.defjvp(_broadcast_to_jvp)
 
 
+def _broadcast_to_batch(args, dims, shape):
+    x = pad_after_batch(to_front(args[0], dims[0]), len(shape))
+    return broadcast_to_p(x, shape=(shape_of(x)[0], *shape)), 0
+
+
+broadcast_to_p.defbatch(_broadcast_to_batch)
+
+
 def broadcast_to(x: Any, shape: int | Sequence[int]) -> Any:
     """x broadcast to ``shape`` by NumPy's rules (on a plain array NumPy's read-only view). The
     reverse rule sums the cotangent over the broadcast axes (``unbroadcast``), the forward rule
@@ -233,6 +270,7 @@ sum_p.out_impl = lambda out, x, axis, keepdims: np.add.reduce(x, axis=axis, keep
                                                              out=out)
 sum_p.defvjp(_sum_vjp)
 sum_p.defjvp(_sum_jvp)
+sum_p.defbatch(reduction(sum_p))
 
 
 # ---- indexing --------------------------------------------------------------------------------
@@ -254,10 +292,18 @@ def _is_advanced(index: Any) -> bool:
     return False
 
 
-getitem_p = Primitive("getitem", lambda x, index: x[index])
+def _getitem_impl(x, index):
+    if _holds_program_value(index):  # reached with an opaque value of a lower trace in the
+        return _indexed(getitem_p, x, index)  # index: a trace above passed it on (see there)
+    return x[index]
+
+
+getitem_p = Primitive("getitem", _getitem_impl)
 
 
 def _untake_impl(g, index, shape):
+    if _holds_program_value(index):
+        return _indexed(untake_p, g, index, shape=shape)
     out = np.zeros(shape, dtype=np.result_type(g))
     if _is_advanced(index):
         np.add.at(out, index, g)  # repeated indices accumulate
@@ -269,25 +315,50 @@ def _untake_impl(g, index, shape):
 untake_p = Primitive("untake", _untake_impl)
 
 
+def _indexed(prim: Primitive, x: Any, index: Any, **params: Any) -> Any:
+    """prim(x, index=index, ...), also when an opaque value (vmap's batch, jit's program
+    value) sits in the index at a higher level than x (labels per example, and a constant
+    cotangent): the engine dispatches on arguments only, so that trace is called here. When
+    a trace above x's own passes such an index on (grad inside vmap of a table shared by the
+    examples, looked up at per-example positions), its impl lands here again with plain x."""
+    top = x.trace if isinstance(x, Tracer) else None
+    for i in (index if type(index) is tuple else (index,)):
+        if isinstance(i, Tracer) and i.opaque and (top is None or i.trace.level > top.level):
+            top = i.trace
+    if top is None or isinstance(x, Tracer) and top is x.trace:
+        return prim(x, index=index, **params)
+    params = dict(params, index=index)
+    if top.records:
+        return top.record(prim, (x,), params, prim.impl)
+    return top.process(prim, (x,), params)
+
+
 def _getitem_vjp(g, ans, x, index):
-    return untake_p(g, index=index, shape=shape_of(x))
+    return _indexed(untake_p, g, index, shape=shape_of(x))
 
 
 def _getitem_jvp(t, ans, x, index):
-    return getitem_p(t, index=index)
+    return _indexed(getitem_p, t, index)
 
 
 def _untake_vjp(g, ans, x, index, shape):
-    return getitem_p(g, index=index)
+    return _indexed(getitem_p, g, index)
 
 
 def _untake_jvp(t, ans, x, index, shape):
-    return untake_p(t, index=index, shape=shape)
+    return _indexed(untake_p, t, index, shape=shape)
 
 
 def _holds_program_value(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, Tracer) for i in items)
+
+
+def _holds_batched(*items: Any) -> bool:
+    for i in items:
+        if isinstance(i, BatchTracer) or (type(i) is tuple and _holds_batched(*i)):
+            return True
+    return False
 
 
 def _add_at_impl(total, g, index, shape):
@@ -321,8 +392,8 @@ _add_at.out_impl = _add_at_out
 def _getitem_vjp_into(total, g, ans, x, index):
     """total + untake(g): g added into its positions of total in place, not through a zeroed
     array of x's size (an LSTM step cuts four gate blocks out of one array)."""
-    if isinstance(g, Tracer) and not g.opaque:
-        return NotImplemented
+    if (isinstance(g, Tracer) and not g.opaque) or _holds_batched(total, g, x, index):
+        return NotImplemented  # (under vmap the plain rule, untake, has the batching rule)
     if isinstance(total, Tracer) or isinstance(g, Tracer) or _holds_program_value(index):
         # under jit: the same arithmetic as below, recorded (in place where total dies)
         if isinstance(total, Tracer) and not (total.opaque and total.dtype == dtype_of(g)):
@@ -346,9 +417,100 @@ untake_p.defvjp(_untake_vjp)
 untake_p.defjvp(_untake_jvp)
 
 
+# vmap: one NumPy index for all examples where NumPy can express it, else a loop
+def _index_items(index: Any) -> tuple:
+    return index if type(index) is tuple else (index,)
+
+
+def _array_ndim(i: Any) -> int | None:
+    """The broadcast rank an index item contributes as an advanced index (a boolean array
+    becomes one axis of positions), or None for a basic one (slice, None, Ellipsis, int)."""
+    if isinstance(i, Batched):
+        return 1 if dtype_of(i.value).kind == "b" else len(shape_of(i.value)) - 1
+    if isinstance(i, (list, tuple)):
+        i = np.asarray(i)
+    if isinstance(i, (np.ndarray, Tracer)):
+        return 1 if dtype_of(i).kind == "b" else len(shape_of(i))
+    return None
+
+
+def _advanced_layout(items: tuple) -> tuple[int, bool]:
+    """(where the batch axis lands in x[(slice(None), *items)], can one NumPy index do it).
+    NumPy puts the broadcast axes of advanced indices (integer scalars count, once an array is
+    present) in place when they are adjacent, else first: then after them comes the batch."""
+    ranks = [_array_ndim(i) for i in items]
+    if all(r is None for r in ranks):
+        return 0, True
+    adv = [k for k, (i, r) in enumerate(zip(items, ranks))
+           if r is not None or isinstance(i, (int, np.integer))]
+    if adv == list(range(adv[0], adv[-1] + 1)):
+        return 0, True
+    if any(i is None for i in items):  # where NumPy puts new axes then: not worth guessing
+        return 0, False
+    return max(r for r in ranks if r is not None), True
+
+
+def _batched_index(items: tuple, size: int, x_batched: bool) -> tuple | None:
+    """An index doing all examples' lookups at once, when every item is an integer (array) and
+    some differ per example: the batched ones batch-first, padded to the examples' broadcast
+    rank, and a batch counter in front when x is batched too. None when another form is met."""
+    ranks = []
+    for i in items:
+        r = _array_ndim(i)
+        if r is None and not isinstance(i, (int, np.integer)):
+            return None  # a slice, None, Ellipsis: the examples' results differ in layout
+        if isinstance(i, Batched) and dtype_of(i.value).kind == "b":
+            return None  # a mask per example: the examples' results differ in length
+        if isinstance(i, np.ndarray) and i.dtype == bool:
+            return None
+        ranks.append(r or 0)
+    rank = max(ranks)
+    out = [pad_after_batch(to_front(i.value, i.dim), rank) if isinstance(i, Batched) else i
+           for i in items]
+    if x_batched:
+        out.insert(0, np.arange(size).reshape((size,) + (1,) * rank))
+    return tuple(out)
+
+
+def _getitem_batch(args, dims, index):
+    x, d = args[0], dims[0]
+    items = _index_items(index)
+    if any(isinstance(i, Batched) for i in items):
+        new = _batched_index(items, batch_size([items], [None]), d is not None)
+        if new is None:
+            return loop(getitem_p, args, dims, {"index": index})
+        return _indexed(getitem_p, to_front(x, d), new), 0
+    at, one_call = _advanced_layout(items)
+    if not one_call:
+        return loop(getitem_p, args, dims, {"index": index})
+    return _indexed(getitem_p, to_front(x, d), (slice(None), *items)), at
+
+
+def _untake_batch(args, dims, index, shape):
+    g, d = args[0], dims[0]
+    items = _index_items(index)
+    if any(isinstance(i, Batched) for i in items):
+        size = batch_size([items], [None])
+        new = _batched_index(items, size, True)
+        if new is None:
+            return loop(untake_p, args, dims, {"index": index, "shape": shape})
+        return _indexed(untake_p, to_front(g, d), new, shape=(size, *shape)), 0
+    at, one_call = _advanced_layout(items)
+    if not one_call:
+        return loop(untake_p, args, dims, {"index": index, "shape": shape})
+    g = to_front(g, d)
+    if at:
+        g = moveaxis(g, 0, at)  # the batch axis where x[(slice(None), *items)] has it
+    return _indexed(untake_p, g, (slice(None), *items), shape=(shape_of(g)[at], *shape)), 0
+
+
+getitem_p.defbatch(_getitem_batch)
+untake_p.defbatch(_untake_batch)
+
+
 def getitem(x: Any, index: Any) -> Any:
     """x[index]: basic slicing, integer-array and boolean indexing (NumPy semantics)."""
-    return getitem_p(x, index=_strip_index(index))
+    return _indexed(getitem_p, x, _strip_index(index))
 
 
 # ---- concatenate -----------------------------------------------------------------------------
@@ -380,6 +542,16 @@ concatenate_p.out_impl = lambda out, *xs, axis, bounds: np.concatenate(xs, axis=
 concatenate_p.defvjp_variadic(_concatenate_vjp)
 concatenate_p.defjvp_variadic(_concatenate_jvp)
 concatenate_p.jvp_joint = _concatenate_jvp_joint
+
+
+def _concatenate_batch(args, dims, axis, bounds):
+    size = batch_size(args, dims)
+    xs = [to_front_or_broadcast(x, d, size) for x, d in zip(args, dims)]
+    return concatenate_p(*xs, axis=shift_axis(axis, len(shape_of(xs[0])) - 1),
+                         bounds=bounds), 0
+
+
+concatenate_p.defbatch(_concatenate_batch)
 
 
 def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Any:
@@ -505,6 +677,7 @@ def _astype_jvp(t, ans, x, dtype):
 
 astype_p.defvjp(_astype_vjp)
 astype_p.defjvp(_astype_jvp)
+astype_p.defbatch(same_axis(astype_p))
 
 
 def astype(x: Any, dtype: Any) -> Any:
@@ -521,3 +694,4 @@ def _cast_impl(x, dtype):
 
 
 _cast = nondiff(_cast_impl, "cast")  # to integers or booleans: no derivative
+_cast.defbatch(same_axis(_cast))
