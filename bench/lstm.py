@@ -18,6 +18,7 @@ and PyTorch's worker threads keep spinning for a while after their last call and
 down whoever runs next. Prints the load average, since the machine may be shared.
 
 Run: python bench/lstm.py [--rounds 7] [--calls 5] [--threads 2] [--pause 0.5]
+     python bench/lstm.py --systems torch        (one system alone in the process)
 """
 
 from __future__ import annotations
@@ -145,7 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-torch", action="store_true",
                     help="leave PyTorch out of the process: its OpenMP threads and OpenBLAS's "
                          "can spin against each other in one process (WORKLOADS.md)")
+    ap.add_argument("--systems", default="pearlnet,eager,torch,numpy",
+                    help="comma list of pearlnet, eager (jit=False), torch, numpy; e.g. "
+                         "--systems torch alone in a process, to compare each system in its own "
+                         "process")
     args = ap.parse_args(argv)
+    wanted = set(args.systems.split(","))
+    if args.no_torch:
+        wanted.discard("torch")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     import numpy as np
 
@@ -155,16 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     t0 = _time.perf_counter()
     ours()
     compile_s = _time.perf_counter() - t0
-    systems = [("pearlnet", ours), ("pearlnet no jit", pearlnet_run(x, 0, jit=False)[1])]
+    # pearlnet's weights are the reference every system copies, and its result the one the
+    # others are checked against, whether or not it is timed
+    systems = [("pearlnet", ours)] if "pearlnet" in wanted else []
+    if "eager" in wanted:
+        systems.append(("pearlnet no jit", pearlnet_run(x, 0, jit=False)[1]))
     try:
-        if not args.no_torch:
+        if "torch" in wanted:
             systems.append(("PyTorch 2.13 CPU", torch_run(x, params, args.threads)))
     except ImportError:
         print("PyTorch: not installed (pip install torch==2.13.0)")
-    systems.append(("NumPy by hand", numpy_run(x, params)))
+    if "numpy" in wanted:
+        systems.append(("NumPy by hand", numpy_run(x, params)))
 
     loss, grads = ours()
-    for name, call in systems[1:]:
+    for name, call in systems:
+        if call is ours:
+            continue
         their_loss, their_grads = call()
         diff = max(float(np.linalg.norm(grads[k] - (g() if callable(g) else g))
                          / np.linalg.norm(grads[k])) for k, g in their_grads.items())
@@ -182,16 +197,17 @@ def main(argv: list[str] | None = None) -> int:
                 call()
                 per_call.append(time.perf_counter() - t0)
             times[name].append(statistics.median(per_call))
-    ours_t = np.array(times["pearlnet"][1:])
+    first = next(iter(times))  # the ratios are to pearlnet, or to the first system timed
+    ours_t = np.array(times[first][1:])
     print(f"LSTM {UNITS} units, {STEPS} steps, batch {BATCH}, {FEATURES} features, float32: "
           f"loss and gradient w.r.t. all parameters; {args.rounds} interleaved rounds of "
           f"{args.calls} calls; {args.threads} threads (OpenBLAS "
           f"{os.environ['OPENBLAS_NUM_THREADS']})")
-    print(f"{'system':<20}{'ms/call (median)':>18}{'pearlnet / system':>20}")
+    print(f"{'system':<20}{'ms/call (median)':>18}{first + ' / system':>26}")
     for name, _ in systems:
         t = np.array(times[name][1:])
         ratio = float(np.median(ours_t / t))  # per round: both saw the same machine
-        print(f"{name:<20}{1e3 * statistics.median(t):>18.1f}{ratio:>20.2f}")
+        print(f"{name:<20}{1e3 * statistics.median(t):>18.1f}{ratio:>26.2f}")
     print(f"pearlnet's first call (recording and compiling): {compile_s:.2f} s; "
           f"{len(ours.step.program(params, x).eqns)} operations in the program")
     after = os.getloadavg()

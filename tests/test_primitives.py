@@ -1027,3 +1027,31 @@ def test_check_detects_a_wrong_rule():
         check_jvp(lambda a: bad(a), np.array([0.5, 1.5]), rtol=1e-10)
     finally:
         del primitives["_test_bad_square"]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_matmul_sums_a_long_contraction_in_slices_to_the_same_product(dtype, rtol):
+    """A few rows and columns and a long contraction (a convolution's weight gradient) run as
+    a sum over slices (linalg.SMALL_PRODUCT); eager, compiled and reverse mode agree with
+    NumPy's one product."""
+    import pearlnet
+    from pearlnet.numpy import linalg
+
+    rng = np.random.default_rng(0)
+    k = 3 * linalg.SMALL_PRODUCT // (6 * 25) + 17  # three slices and a remainder
+    x = rng.standard_normal((6, k)).astype(dtype)
+    y = rng.standard_normal((25, k)).astype(dtype).T  # a transposed view, as the rules make
+    want = np.matmul(x.astype(np.float64), y.astype(np.float64))
+    atol = rtol * np.sqrt(k)  # rounding grows with the sum's length (terms of size 1)
+    np.testing.assert_allclose(pnp.matmul(x, y), want, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(pearlnet.jit(pnp.matmul)(x, y), want, rtol=rtol, atol=atol)
+    g = rng.standard_normal((6, 25)).astype(dtype)
+    _, pullback = pearlnet.vjp(lambda a: pnp.matmul(a, y), x)
+    (gx,) = pullback(g)
+    np.testing.assert_allclose(gx, g.astype(np.float64) @ y.T.astype(np.float64), rtol=rtol,
+                               atol=atol)
+    # the weight gradient of a long contraction is such a product: x^T g summed over k rows
+    w = rng.standard_normal((k, 25)).astype(dtype)
+    gw = pearlnet.grad(lambda w: pnp.sum(pnp.matmul(x, w) * g))(w)
+    np.testing.assert_allclose(gw, x.T.astype(np.float64) @ g.astype(np.float64), rtol=rtol,
+                               atol=atol)

@@ -26,7 +26,33 @@ from .shapes import (
 
 __all__ = ["matmul", "dot", "tensordot", "einsum", "outer", "inner"]
 
-matmul = Primitive("matmul", np.matmul)
+# OpenBLAS multiplies a product with few rows and columns but a long contraction (a
+# convolution's weight gradient, 6 x 100,352 @ 100,352 x 25) 3-5 times slower in one call than
+# as a sum over slices of the contraction: its kernels for small products stop at about 10^6
+# multiply-adds, and the general kernels pack for large blocks (docs/jit.md, "Where the time
+# goes"). Below SMALL_OUTPUT entries, a contraction longer than two slices is summed in slices.
+SMALL_OUTPUT = 256
+SMALL_PRODUCT = 600_000
+
+
+def _matmul_impl(x: Any, y: Any, out: Any = None) -> Any:
+    if (type(x) is np.ndarray and type(y) is np.ndarray and x.ndim == 2 and y.ndim == 2
+            and x.dtype.kind == "f" and x.dtype == y.dtype):
+        m, k = x.shape
+        n = y.shape[1]
+        if m * n <= SMALL_OUTPUT and y.shape[0] == k:
+            step = SMALL_PRODUCT // max(m * n, 1)
+            if k > 2 * step:
+                out = np.matmul(x[:, :step], y[:step], out=out)
+                part = np.empty_like(out)
+                for start in range(step, k, step):
+                    np.matmul(x[:, start:start + step], y[start:start + step], out=part)
+                    out += part
+                return out
+    return np.matmul(x, y, out=out)
+
+
+matmul = Primitive("matmul", _matmul_impl)
 """x @ y, NumPy's matmul: vectors (k,), matrices (n, k) @ (k, m), stacks of matrices broadcast
 over the leading axes. Bilinear: d(x y) = dx y + x dy; the reverse rules are g y^T for x and
 x^T g for y, summed over the batch axes broadcasting added.
@@ -83,7 +109,7 @@ def _matmul_output_spec(x, y):
                                                       else a for a in (x, y)))
 
 
-matmul.out_impl = lambda out, x, y: np.matmul(x, y, out=out)  # jit's out= form
+matmul.out_impl = lambda out, x, y: _matmul_impl(x, y, out=out)  # jit's out= form
 matmul.defvjp(_matmul_vjp_x, _matmul_vjp_y)
 matmul.defjvp(_matmul_jvp_x, _matmul_jvp_y)
 matmul.output_spec = _matmul_output_spec  # its forward rules never read the product
