@@ -462,3 +462,31 @@ def test_outputs_held_by_the_caller_are_never_recycled_and_free_ones_are():
         program.empty = real
     assert len(made) <= 3
     np.testing.assert_allclose(w[0], 1 - 0.2 * 12, atol=1e-12)
+
+
+def test_tanh_and_sigmoid_derivatives_fuse_into_one_loop_in_place_and_keep_the_bits():
+    """tanh_grad and sigmoid_grad state their arithmetic (fused_form): compiled, each is one
+    loop written over its dying cotangent (no buffer of its own), bit for bit the eager
+    three passes."""
+    if not fusion.available():
+        pytest.skip("fusion needs Numba (pearlnet[fast]), which the test extra installs")
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((64, 96)).astype(dtype)
+        w = rng.standard_normal((96, 96)).astype(dtype)
+
+        def loss(w, x):
+            h = pnp.tanh(x @ w)
+            return pnp.sum(pnp.sigmoid(h @ w) * h)
+
+        step = pearlnet.jit(pearlnet.value_and_grad(loss))
+        want = pearlnet.value_and_grad(loss)(w, x)
+        for _ in range(2):  # the recording, then a replay
+            got = step(w, x)
+            assert got[0] == want[0] and np.array_equal(got[1], want[1])
+        eqns = step.program(w, x).eqns
+        names = [getattr(e.fn, "__name__", "") for e in eqns]
+        assert not any(n in ("tanh_grad", "sigmoid_grad") for n in names), names
+        loops = [e for e in eqns if "(a1[i] * a1[i])" in getattr(e.fn, "__name__", "")
+                 or "- a1[i]) * a1[i])" in getattr(e.fn, "__name__", "")]
+        assert len(loops) == 2 and all(e.out_buf[0] == "arg" for e in loops)

@@ -105,6 +105,14 @@ def fuse(program: Program) -> None:
         start[e.out] = first
     fused: dict[int, Eqn] = {}
     dropped: set[int] = set()
+    for e in program.eqns:  # primitives that state their arithmetic (tanh_grad): one loop
+        form = _form(e, specs)
+        if form is not None:
+            try:
+                fused[e.out] = _kernel_eqn(form[0], [*e.args, *form[1]], specs, e.out)
+            except Exception:  # noqa: BLE001  (as below: NumPy's calls then)
+                continue
+            dropped.add(id(e))
     for root, group in members.items():
         if len(group) < 2 or specs[root].size < MIN_SIZE:  # below it NumPy's calls are cheaper
             continue
@@ -119,11 +127,36 @@ def fuse(program: Program) -> None:
                     if id(e) not in dropped or e.out in fused]
 
 
+def _form(e: Eqn, specs: list) -> tuple[str, tuple] | None:
+    """(expression, constants) of an equation whose primitive's out_impl states its arithmetic
+    as ``fused_form``: a format string over its arguments {0}, {1}, ... and then its constants
+    (``tanh_grad``: g (1 - y^2) as ``(({2} - ({1} * {1})) * {0})``, constant 1, in NumPy's
+    order of operations, so the loop keeps NumPy's bits); None when it does not apply (not all
+    arguments arrays of the output's shape and dtype, or fewer than MIN_SIZE entries)."""
+    form = getattr(getattr(e.prim, "out_impl", None), "fused_form", None)
+    if form is None or e.params or e.effect:
+        return None
+    out = specs[e.out]
+    if not (out.array and out.shape and out.dtype in (np.float32, np.float64) and out.c
+            and out.size >= MIN_SIZE):
+        return None
+    for a in e.args:
+        if not (type(a) is Var and specs[a.id].array and specs[a.id].shape == out.shape
+                and specs[a.id].dtype == out.dtype and specs[a.id].c):
+            return None
+    return form
+
+
+def _kernel_eqn(template: str, inputs: list, specs: list, out_id: int) -> Eqn:
+    """One equation calling a kernel ``out[i] = template.format(a0[i], a1[i], ..., c0, ...)``
+    over the inputs (array Vars of the output's shape, then constants cast to its dtype)."""
+    names = [f"a{k}[i]" if type(a) is Var else f"a{k}" for k, a in enumerate(inputs)]
+    return _kernel_call(template.format(*names), inputs, specs, out_id)
+
+
 def _fused_eqn(group: list[Eqn], specs: list) -> Eqn:
     """The group as one equation: its inputs, an expression, a kernel."""
     root = group[-1]
-    out = specs[root.out]
-    dtype = out.dtype
     inside = {e.out: e for e in group}
     inputs: list = []  # the kernel's arguments: Vars and constants
     names: dict[Any, str] = {}
@@ -146,7 +179,14 @@ def _fused_eqn(group: list[Eqn], specs: list) -> Eqn:
             return _BINARY[ufunc].format(operand(e.args[0]), operand(e.args[1]))
         return _UNARY[ufunc].format(operand(e.args[0]))
 
-    body = expression(root)
+    return _kernel_call(expression(root), inputs, specs, root.out)
+
+
+def _kernel_call(body: str, inputs: list, specs: list, out_id: int) -> Eqn:
+    """The equation ``v{out_id} = kernel(inputs)``: scalars (constants, 0-d values) are passed
+    as 1-entry arrays of the output's dtype, arrays flat."""
+    out = specs[out_id]
+    dtype = out.dtype
     scalars = [k for k, a in enumerate(inputs)
                if not (specs[a.id].array and specs[a.id].shape if type(a) is Var
                        else isinstance(a, np.ndarray) and a.ndim)]
@@ -173,7 +213,7 @@ def _fused_eqn(group: list[Eqn], specs: list) -> Eqn:
         return call_out(np.empty(shape, dtype), *args)
 
     call.__name__ = call_out.__name__ = f"fused[{body}]"
-    e = Eqn(call, None, inputs, {}, root.out)
+    e = Eqn(call, None, inputs, {}, out_id)
     e.call_out = call_out
     return e
 

@@ -527,6 +527,10 @@ tanh_grad = Primitive("tanh_grad", _tanh_grad_impl)
 sigmoid_grad = Primitive("sigmoid_grad", _sigmoid_grad_impl)
 tanh_grad.out_impl = _tanh_grad_out
 sigmoid_grad.out_impl = _sigmoid_grad_out
+# the arithmetic of the three passes above, in their order, for jit's fusion (one compiled loop,
+# NumPy's bits, written over a dying argument): {0} g, {1} y, {2} the constant 1
+_tanh_grad_out.fused_form = ("(({2} - ({1} * {1})) * {0})", (1.0,))
+_sigmoid_grad_out.fused_form = ("((({2} - {1}) * {1}) * {0})", (1.0,))
 
 
 def _tanh_grad_wrt_y(t, ans, g, y):
