@@ -490,3 +490,33 @@ def test_tanh_and_sigmoid_derivatives_fuse_into_one_loop_in_place_and_keep_the_b
         loops = [e for e in eqns if "(a1[i] * a1[i])" in getattr(e.fn, "__name__", "")
                  or "- a1[i]) * a1[i])" in getattr(e.fn, "__name__", "")]
         assert len(loops) == 2 and all(e.out_buf[0] == "arg" for e in loops)
+
+
+def test_slice_cotangents_are_added_as_soon_as_they_are_made(monkeypatch):
+    """The reverse pass adds each slice's cotangent into the whole's only when it reaches the
+    whole, at the end; hoist_accumulations moves each addition up, so the slices' cotangents
+    die at once instead of waiting, one buffer each, with the same bits."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 32, 16))
+    w = rng.standard_normal((80, 64))
+
+    def loss(x, w):
+        steps = [x[t] for t in range(12)]  # all slices first, as the LSTM layer takes them
+        h = pnp.zeros((32, 64))
+        for xt in steps:  # a recurrence over the slices, as an LSTM's time steps
+            h = pnp.tanh(xt @ w[:16] + h @ w[16:])
+        return pnp.sum(h * h)
+
+    def slot_bytes(step):
+        return sum(int(np.prod(s)) * np.dtype(d).itemsize
+                   for s, d, _ in step.program(x, w).slots)
+
+    want = pearlnet.grad(loss)(x, w)
+    hoisted = jit(pearlnet.grad(loss))
+    for _ in range(2):
+        assert np.array_equal(hoisted(x, w), want)
+    monkeypatch.setattr(passes, "hoist_accumulations", lambda program: None)
+    waiting = jit(pearlnet.grad(loss))
+    assert np.array_equal(waiting(x, w), want)
+    # the cotangents of x's 12 slices (32 x 16 each) no longer wait for the end
+    assert slot_bytes(waiting) - slot_bytes(hoisted) >= 10 * 32 * 16 * 8
