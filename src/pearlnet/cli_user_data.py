@@ -124,10 +124,10 @@ def build_user_model(parser: argparse.ArgumentParser, args: argparse.Namespace,
     outputs = classes or int(np.prod(data.y_train.shape[1:], dtype=np.int64))
     name = Path(args.data).name
     if args.model == "mlp":
-        mean, std = feature_statistics(x, per_feature=x.ndim == 2)
-        stack = [nn.Flatten(input_shape=x.shape[1:]), nn.Standardize(mean, std)]
-        if x.ndim == 2:  # a table: Flatten does nothing, Standardize takes its columns
-            stack = [nn.Standardize(mean, std, input_shape=x.shape[1:])]
+        table = x.ndim == 2  # columns standardised one by one; images (N, H, W...) flattened
+        mean, std = feature_statistics(x, per_feature=table)
+        stack = ([nn.Standardize(mean, std, input_shape=x.shape[1:])] if table else
+                 [nn.Flatten(input_shape=x.shape[1:]), nn.Standardize(mean, std)])
         for width in recipe["layers"]:
             stack.append(nn.Dense(width, activation=args.activation))
             if recipe["dropout"]:
