@@ -217,3 +217,25 @@ def test_images_in_an_npz_train_lenet5(tmp_path, capsys):
                       2, "--batch-size", 32, "--quiet"], capsys)
     assert code == 0 and "lenet5 on img.npz, 300 training and 100 test samples" in out
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 30
+
+
+def test_curvature_of_a_saved_model_on_a_data_file(files, capsys):
+    """pearlnet curvature takes --data like train and evaluate: the spectrum of the model's
+    curvature over the file's training arrays, and the same refusals."""
+    import json
+
+    model = files / "m.pnl"
+    assert _run(["train", "--data", files / "arrays.npz", "--epochs", 1, "--quiet", "--save",
+                 model], capsys)[0] == 0
+    out = files / "spectrum"
+    code, text = _run(["curvature", model, "--data", files / "arrays.npz", "--samples", 200,
+                       "--top-k", 2, "--trace-samples", 5, "--lanczos-steps", 10, "--quiet",
+                       "--out", out], capsys)
+    assert code == 0 and "GGN (Gauss-Newton): top eigenvalues" in text
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["dataset"] == "arrays.npz" and record["cases"] == 200
+    np.savez(files / "wide.npz", x_train=np.ones((3, 7)), y_train=np.array([0, 1, 1]))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["curvature", str(model), "--data", str(files / "wide.npz")])
+    assert exit_info.value.code == 2
+    assert "the model takes inputs of shape (5,), wide.npz has" in capsys.readouterr().err

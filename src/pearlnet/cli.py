@@ -12,6 +12,7 @@
         --optimizers sgd,momentum,rmsprop,adam,hf --epochs 20 --batch-size 100 \\
         --train-size 10000 --out report/
     pearlnet curvature model.pnl --dataset fashion-mnist --samples 1000 --out spectrum
+    pearlnet curvature model.pnl --data arrays.npz --out spectrum
     pearlnet demo
 
 Bad arguments are refused (exit code 2, a message naming the argument) before any data is read;
@@ -302,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(stochastic Lanczos quadrature) of a saved model's loss curvature over the first "
         "--samples training images; writes OUT.png and OUT.json.")
     curv.add_argument("model", metavar="MODEL")
-    curv.add_argument("--dataset", choices=DATASETS, required=True)
+    curv.add_argument("--dataset", choices=DATASETS)
+    add_data_options(curv)
     curv.add_argument("--samples", type=_positive_int, default=1000,
                       help="the first N training cases (default 1000)")
     curv.add_argument("--curvature", choices=("ggn", "hessian", "both"), default="both")
@@ -854,7 +856,8 @@ def cmd_autoencoder(args: argparse.Namespace) -> int:
 
 
 def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
-    """The spectrum of a saved model's curvature over the first --samples training cases."""
+    """The spectrum of a saved model's curvature over the first --samples training cases (of
+    --dataset, or of the --data file's training arrays)."""
     import json
 
     from pearlnet import curvature
@@ -865,11 +868,19 @@ def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
     if model.loss_fn is None:
         parser.error("argument MODEL: the model was saved without compile, so it has no loss "
                      "whose curvature could be measured")
-    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
-                                                        not args.no_download)
-    x = _as_model_input(model, x_train[:args.samples])
-    check_model_fits(parser, model, args.dataset, x, y_train, y_test)
-    y = y_train[:args.samples]
+    if args.data is not None:
+        data = load_user_data(parser, args, task=args.task or model_task(model))
+        source = Path(args.data).name
+        x = _as_model_input(model, data.x_train[:args.samples])
+        y = data.y_train[:args.samples]
+        check_model_fits_data(parser, model, source, x, y, data.classes)
+    else:
+        (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_root,
+                                                            not args.no_download)
+        source = args.dataset
+        x = _as_model_input(model, x_train[:args.samples])
+        check_model_fits(parser, model, args.dataset, x, y_train, y_test)
+        y = y_train[:args.samples]
     names = ["ggn", "hessian"] if args.curvature == "both" else [args.curvature]
     planned = len(names) * (args.trace_samples + args.lanczos_steps * args.runs
                             + 2 * args.top_k + 20)
@@ -888,14 +899,14 @@ def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
         if bar is not None:
             bar.close()
     out = Path(args.out)
-    record = {"model": args.model, "dataset": args.dataset, "cases": int(len(x)),
+    record = {"model": args.model, "dataset": source, "cases": int(len(x)),
               "parameters": int(model.count_params()), "loss": model.loss_name,
               "curvatures": summaries}
     out.with_suffix(".json").write_text(json.dumps(record) + "\n")
     try:
         plots.require_matplotlib()
         fig = spectrum.spectrum_figure(summaries, f"{Path(args.model).name} on {len(x)} "
-                                       f"{args.dataset} training cases")
+                                       f"{source} training cases")
         plots.save(fig, out.with_suffix(".png"))
         wrote = f"{out.with_suffix('.png')} and {out.with_suffix('.json')}"
     except ImportError:
@@ -932,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_folder(parser, "--out", args.out)
     if args.command == "train":
         check_train_args(parser, args)
-    if args.command == "evaluate":
+    if args.command in ("evaluate", "curvature"):
         check_data_options(parser, args, None)
     if args.command in ("evaluate", "curvature"):
         model = load_model_arg(parser, args.model)
