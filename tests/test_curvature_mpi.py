@@ -1,5 +1,5 @@
-"""The curvature operators, diag_ggn, K-FAC and the K-FAC optimizer and preconditioner
-data-parallel: two MPI ranks (``mpiexec -n 2``), each holding its share of the data, give the
+"""The curvature operators, diag_ggn, the gradient moments, K-FAC and the K-FAC optimizer and
+preconditioner data-parallel: two MPI ranks (``mpiexec -n 2``), each holding its share of the data, give the
 numbers of one process to rounding (float64; "type-2" K-FAC draws nothing)."""
 
 import os
@@ -47,6 +47,13 @@ v = np.random.default_rng(1).standard_normal(G.shape[0])
 out = {"gv": G @ v, "top": cv.top_eigenvalues(G, k=3, seed=0).values,
        "d": cv.diag_ggn(m, None, share, comm=comm),
        "kv": cv.KFAC(m, None, share, fisher_type="type-2", comm=comm) @ v}
+moments = cv.gradient_moments(m, None, share, comm=comm, batch_size=13)
+out.update({"mean": pearlnet.ravel(moments.mean)[0], "n": moments.n,
+            "second": pearlnet.ravel(moments.second_moment)[0],
+            "var": pearlnet.ravel(moments.variance)[0]})
+# a rank with no cases still joins the sums (rank 0 holds them all here)
+lone = (x, y) if comm.rank == 0 else (x[:0], y[:0])
+out["mean_lone"] = pearlnet.ravel(cv.gradient_moments(m, None, lone, comm=comm).mean)[0]
 J = cv.jacobian_operator(m, None, share, comm=comm)
 out["jv"] = J @ v
 out["ju"] = J.rmatvec(np.random.default_rng(2).standard_normal(J.shape[0]))

@@ -28,7 +28,15 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 import pearlnet.numpy as pnp
-from pearlnet.autodiff import grad, tree_flatten, tree_map, tree_unflatten, vjp, vmap
+from pearlnet.autodiff import (
+    grad,
+    tree_flatten,
+    tree_leaves_like,
+    tree_map,
+    tree_unflatten,
+    vjp,
+    vmap,
+)
 
 from .layers import TappedNetwork
 from .problem import Problem
@@ -58,9 +66,9 @@ def _layers_of(layers: Any, kind: type) -> list[str]:
 
 
 def _problem(model: Any, params: Any, data: Any, batch_size: Any, training: Any,
-             who: str) -> Problem:
+             who: str, comm: Any = None) -> Problem:
     """The Problem, refusing a Model whose training-mode forward pass mixes the cases."""
-    problem = Problem(model, params, data, batch_size, None, None, who)
+    problem = Problem(model, params, data, batch_size, None, comm, who)
     m = problem.model
     if m is None:
         return problem
@@ -210,24 +218,30 @@ def _sq_rows(leaf: Any) -> np.ndarray:
 
 def gradient_moments(model: Any, params: Any = None, data: Any = None, *,
                      batch_size: int | None = None,
-                     training: bool | None = None) -> GradientMoments:
+                     training: bool | None = None, comm: Any = None) -> GradientMoments:
     """The per-case gradients' mean (1/N) sum_i g_i, entrywise second moment
     (1/N) sum_i g_i^2 and variance (1/N) sum_i (g_i - mean)^2 over the N cases of ``data``
     (BackPACK's SumGradSquared is second_moment / N for a mean loss over one batch of N; its
     Variance is ``variance``: the population variance, divided by N, not N - 1). The per-case
-    gradients of one batch at a time are formed (``per_example_grads``); arguments as there."""
+    gradients of one batch at a time are formed (``per_example_grads``); arguments as there.
+    Data-parallel (``comm``, a ``pearlnet.distributed`` communicator): every rank passes its own
+    cases, the sums travel in one allreduce, and every rank gets the moments over all N."""
     who = "gradient_moments"
-    problem = _problem(model, params, data, batch_size, training, who)
-    s1 = s2 = None
+    problem = _problem(model, params, data, batch_size, training, who, comm)
+    # accumulated in float64, so that many batches' sums keep float32's digits; from zeros of
+    # the parameters' shapes, so that a rank without cases still joins the allreduce
+    params, treedef = tree_flatten(problem.params)
+    s1 = [np.zeros(np.shape(p), np.float64) for p in params]
+    s2 = [np.zeros(np.shape(p), np.float64) for p in params]
     for batch, _ in problem.batches():
-        leaves, treedef = tree_flatten(_batch_grads(problem, problem.params, batch))
-        # accumulated in float64 so that many batches' sums keep float32's digits
-        b1 = [np.asarray(g).sum(axis=0, dtype=np.float64) for g in leaves]
-        b2 = [np.einsum("i...,i...->...", np.asarray(g, np.float64), np.asarray(g, np.float64))
-              for g in leaves]
-        s1 = b1 if s1 is None else [a + b for a, b in zip(s1, b1)]
-        s2 = b2 if s2 is None else [a + b for a, b in zip(s2, b2)]
-    n = problem.n_local
+        leaves = tree_leaves_like(treedef, _batch_grads(problem, problem.params, batch), who,
+                                  "the per-case gradients")
+        s1 = [a + np.asarray(g).sum(axis=0, dtype=np.float64) for a, g in zip(s1, leaves)]
+        s2 = [a + np.einsum("i...,i...->...", np.asarray(g, np.float64),
+                            np.asarray(g, np.float64)) for a, g in zip(s2, leaves)]
+    if problem.comm.size > 1:  # one allreduce (per dtype) for both sums
+        s1, s2 = problem.comm.allreduce((s1, s2))
+    n = problem.n_total
     dtype = problem.dtype
     mean = [(a / n) for a in s1]
     second = [(b / n) for b in s2]
