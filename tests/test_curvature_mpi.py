@@ -1,6 +1,6 @@
 """The curvature operators, diag_ggn, the gradient moments, K-FAC and the K-FAC optimizer and
-preconditioner data-parallel: two MPI ranks (``mpiexec -n 2``), each holding its share of the data, give the
-numbers of one process to rounding (float64; "type-2" K-FAC draws nothing)."""
+preconditioner data-parallel: two MPI ranks (``mpiexec -n 2``), each holding its share of the
+data, give the numbers of one process to rounding (float64; "type-2" K-FAC draws nothing)."""
 
 import os
 import subprocess
