@@ -58,20 +58,25 @@ def flat(tree) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for pair in tree for a in pair])
 
 
+def as_tree(pairs) -> dict:
+    """(W, b) pairs as the Autoencoder model's parameters: layers 0-2 the encoder, 3-5 the
+    decoder."""
+    return {"encoder": [{"W": w, "b": b} for w, b in pairs[:3]],
+            "decoder": [{"W": w, "b": b} for w, b in pairs[3:]]}
+
+
+def as_pairs(tree) -> list:
+    """The Autoencoder model's parameters (or a tree shaped like them) as (W, b) pairs."""
+    return [(layer["W"], layer["b"]) for part in ("encoder", "decoder") for layer in tree[part]]
+
+
 # ---- the three systems -----------------------------------------------------------------------
 def pearlnet_suite(x, params, v):
     """The model's own methods (pearlnet.models.Autoencoder, untied), as a user calls them."""
     from pearlnet.models import Autoencoder
 
     ae = Autoencoder(SIZES[:4], activation="tanh", dtype=x.dtype)
-    # the same weights as the peers: encoder layers 0-2, decoder layers 3-5
-    p = {"encoder": [{"W": w, "b": b} for w, b in params[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in params[3:]]}
-    q = {"encoder": [{"W": w, "b": b} for w, b in v[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in v[3:]]}
-
-    def as_pairs(tree):
-        return [(layer["W"], layer["b"]) for part in ("encoder", "decoder") for layer in tree[part]]
+    p, q = as_tree(params), as_tree(v)  # the same weights as the peers
 
     return {"grad": lambda: as_pairs(ae.loss_and_grad(p, x)[1]),
             "hvp": lambda: as_pairs(ae.hessvec(p, x, q)),
@@ -85,13 +90,7 @@ def pearlnet_jit_suite(x, params, v):
     from pearlnet.models import Autoencoder
 
     ae = Autoencoder(SIZES[:4], activation="tanh", dtype=x.dtype)
-    p = {"encoder": [{"W": w, "b": b} for w, b in params[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in params[3:]]}
-    q = {"encoder": [{"W": w, "b": b} for w, b in v[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in v[3:]]}
-
-    def as_pairs(tree):
-        return [(layer["W"], layer["b"]) for part in ("encoder", "decoder") for layer in tree[part]]
+    p, q = as_tree(params), as_tree(v)
 
     grad = pearlnet.jit(pearlnet.value_and_grad(ae.loss))
     hvp = pearlnet.jit(lambda p, q, x: pearlnet.hvp(lambda r: ae.loss(r, x), p, q))

@@ -87,10 +87,7 @@ def _lazy_jit_suite(curvature, x, params, v):
     from pearlnet.models import Autoencoder
 
     ae = Autoencoder(curvature.SIZES[:4], activation="tanh", dtype=x.dtype)
-    p = {"encoder": [{"W": w, "b": b} for w, b in params[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in params[3:]]}
-    q = {"encoder": [{"W": w, "b": b} for w, b in v[:3]],
-         "decoder": [{"W": w, "b": b} for w, b in v[3:]]}
+    p, q = curvature.as_tree(params), curvature.as_tree(v)
     grad = pearlnet.jit(pearlnet.value_and_grad(ae.loss))
     hvp = pearlnet.jit(lambda p, q, x: pearlnet.hvp(lambda r: ae.loss(r, x), p, q))
     return {"grad": lambda: grad(p, x), "hvp": lambda: hvp(p, q, x)}
