@@ -143,17 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.5,
                     help="seconds of rest before each system's turn")
-    ap.add_argument("--no-torch", action="store_true",
-                    help="leave PyTorch out of the process: its OpenMP threads and OpenBLAS's "
-                         "can spin against each other in one process (WORKLOADS.md)")
     ap.add_argument("--systems", default="pearlnet,eager,torch,numpy",
                     help="comma list of pearlnet, eager (jit=False), torch, numpy; e.g. "
-                         "--systems torch alone in a process, to compare each system in its own "
-                         "process")
+                         "--systems pearlnet,numpy without PyTorch in the process (its OpenMP "
+                         "threads and OpenBLAS's can spin against each other, WORKLOADS.md) and "
+                         "--systems torch alone in another")
     args = ap.parse_args(argv)
     wanted = set(args.systems.split(","))
-    if args.no_torch:
-        wanted.discard("torch")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     import numpy as np
 
