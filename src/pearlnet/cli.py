@@ -37,14 +37,15 @@ import numpy as np
 from pearlnet._args import non_negative_int as _seed
 from pearlnet.cli_user_data import (
     USER_RECIPES,
-    TrainingFigures,
     add_data_options,
     build_user_model,
     check_data_options,
     check_model_fits_data,
     check_split,
+    feature_statistics,
     load_user_data,
     model_task,
+    plot_training_curves,
 )
 
 DATASETS = ("fashion-mnist", "mnist", "digits", "sine")
@@ -384,15 +385,7 @@ def check_validation_split(parser: argparse.ArgumentParser, fraction: float,
                            dataset: str) -> None:
     """Exit 2 unless holding out ``fraction`` of the dataset's training set (the last
     round(n * fraction), as Model.fit does) leaves at least one sample on each side."""
-    if not fraction:
-        return
-    n = TRAIN_SIZES[dataset]
-    cut = int(round(n * (1 - fraction)))
-    if cut == 0 or cut == n:
-        parser.error(f"argument --validation-split: expected a fraction that leaves at least "
-                     f"one of the {n} {dataset} training samples for training and one for "
-                     f"validation, got {fraction:g} ({cut} for training, {n - cut} for "
-                     f"validation)")
+    check_split(parser, fraction, TRAIN_SIZES[dataset], dataset)
 
 
 def check_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -514,8 +507,7 @@ def build_for_dataset(args: argparse.Namespace, recipe: dict, x_train: np.ndarra
 
         return lstm_regressor(steps=x_train.shape[1], features=x_train.shape[2],
                               units=recipe["units"], seed=args.seed), x_train
-    pixels = x_train.astype(np.float64)
-    mean, std = float(pixels.mean()), float(pixels.std())
+    mean, std = feature_statistics(x_train, per_feature=False)  # the pixels' mean and std
     if args.model == "lenet5":
         from pearlnet.models import lenet5
 
@@ -652,9 +644,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
                                          else ""),
          flush=True)
     callbacks: list = [] if args.checkpoint is None else [ModelCheckpoint(args.checkpoint)]
+    logger = None
     if args.log is not None:  # a resumed run keeps the log's rows of the epochs it keeps
-        callbacks.append(CSVLogger(args.log, append=start > 0))
-    curves = TrainingFigures(args.log, start) if args.plot is not None else None
+        logger = CSVLogger(args.log, append=start > 0)
+        callbacks.append(logger)
     initial_epoch = min(start, recipe["epochs"])
     t0 = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=recipe["batch_size"],
@@ -662,9 +655,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
                         verbose=0 if args.quiet else 1, seed=seed, initial_epoch=initial_epoch,
                         callbacks=callbacks)
     seconds = time.perf_counter() - t0
-    if curves is not None and distributed.world().rank == 0:
-        curves.add_history(history, initial_epoch)
-        curves.plot(args.plot, f"{args.model} on {source}")
+    if args.plot is not None and distributed.world().rank == 0:
+        plot_training_curves(args.plot, f"{args.model} on {source}", history, initial_epoch,
+                             logger)
     if x_test is None:
         last = {k: v[-1] for k, v in history.history.items() if v}
         shown = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k != "lr")

@@ -14,7 +14,6 @@ data, is argparse's one-line ``error:`` (exit code 2) before anything is trained
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -194,35 +193,20 @@ def check_model_fits_data(parser: argparse.ArgumentParser, model: Any, name: str
                      f"targets of shape {y.shape[1:] or '(one value)'}")
 
 
-class TrainingFigures:
-    """Each epoch's figures of a run, for --plot: those of ``History`` and, for a resumed run
-    logged with --log, the earlier epochs the CSV file holds."""
+def plot_training_curves(path: str, title: str, history: Any, start: int,
+                         logger: Any = None) -> None:
+    """Write the loss and accuracy curves as a PNG at ``path`` (atomically): the epochs of the
+    run's ``CSVLogger`` when --log gave one (a resumed run's earlier epochs too, which the
+    logger read back from its file), else those of ``History``, numbered from ``start``."""
+    from pearlnet.report import plots
 
-    def __init__(self, log_path: str | None, start: int) -> None:
-        self.epochs: list[int] = []
-        self.figures: dict[str, list[float]] = {}
-        if log_path is not None and start > 0 and Path(log_path).exists():
-            with open(log_path, newline="") as fh:
-                for row in csv.DictReader(fh):
-                    epoch = int(row.pop("epoch"))
-                    if epoch < start:
-                        self._add(epoch, {k: float(v) for k, v in row.items() if v != ""})
-
-    def _add(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epochs.append(epoch)
-        for key, value in logs.items():
-            self.figures.setdefault(key, [math.nan] * (len(self.epochs) - 1)).append(value)
-        for values in self.figures.values():
-            values.extend([math.nan] * (len(self.epochs) - len(values)))
-
-    def add_history(self, history: Any, start: int) -> None:
-        """The epochs ``fit`` ran, numbered from ``start`` (its initial_epoch)."""
+    if logger is not None:
+        rows = logger.rows
+        epochs = [int(row["epoch"]) for row in rows]
+        figures = {key: [float(row[key]) if row.get(key) not in (None, "") else math.nan
+                         for row in rows] for key in logger.keys}
+    else:
         logs = history.history
-        for i in range(len(next(iter(logs.values()), []))):
-            self._add(start + i, {k: float(v[i]) for k, v in logs.items()})
-
-    def plot(self, path: str, title: str) -> None:
-        """Write the loss and accuracy curves as a PNG at ``path`` (atomically)."""
-        from pearlnet.report import plots
-
-        plots.save(plots.training_curves_figure(self.epochs, self.figures, title), path)
+        epochs = list(range(start, start + len(next(iter(logs.values()), []))))
+        figures = {key: [float(v) for v in values] for key, values in logs.items()}
+    plots.save(plots.training_curves_figure(epochs, figures, title), path)
