@@ -6,6 +6,7 @@ import pytest
 import pearlnet
 import pearlnet.nn as nn
 import pearlnet.numpy as pnp
+from pearlnet import jit, value_and_grad, vmap
 from pearlnet.check import check_grad, check_hvp
 
 F64 = np.float64
@@ -231,6 +232,54 @@ def test_loss_errors_name_the_loss():
         nn.losses.categorical_crossentropy(np.array([0, 5]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="unknown name 'hinge'"):
         nn.losses.get("hinge")
+    with pytest.raises(ValueError, match=r"got float64 targets of shape \(2,\) for y_pred of "
+                                         r"shape \(2, 3\); pass integer labels or one-hot"):
+        nn.losses.categorical_crossentropy(np.array([0.0, 2.0]), np.zeros((2, 3)))
+
+
+def test_labels_are_checked_at_every_call_of_a_compiled_or_batched_loss():
+    """The label check is an operation of the program, not a choice made while compiling: a
+    negative label would otherwise be read from the end (a wrong number, silently) and one past
+    the classes an IndexError from deep inside."""
+    z = np.random.default_rng(0).standard_normal((4, 3))
+    loss = jit(value_and_grad(lambda z, y: nn.losses.categorical_crossentropy(
+        y, z, from_logits=True)))
+    good = loss(z, np.array([0, 1, 2, 1]))
+    for bad, seen in (([0, -1, 2, 1], "-1..2"), ([0, 1, 3, 1], "0..3")):
+        with pytest.raises(ValueError, match=rf"categorical_crossentropy: labels must lie in "
+                                             rf"\[0, 3\), got {seen}"):
+            loss(z, np.array(bad))
+    assert loss.cache_info()["compiles"] == 1  # the replay raised, not a new recording
+    again = loss(z, np.array([0, 1, 2, 1]))  # and the program still works after it
+    assert again[0] == good[0] and np.array_equal(again[1], good[1])
+    batched = vmap(lambda z, y: nn.losses.categorical_crossentropy(y, z, from_logits=True))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        batched(np.stack([z, z]), np.array([[0, 1, 2, 1], [2, 2, 2, 5]]))
+    bce = jit(lambda y, z: nn.losses.binary_crossentropy(y, z, from_logits=True))
+    assert bce(np.array([0.0, 1.0, 0.25]), z[0]) == nn.losses.binary_crossentropy(
+        np.array([0.0, 1.0, 0.25]), z[0], from_logits=True)
+    for bad, seen in (([0.0, 2.0, 1.0], "0.0..2.0"), ([0.0, np.nan, 1.0], "nan..nan")):
+        with pytest.raises(ValueError, match=rf"binary_crossentropy: targets must lie in "
+                                             rf"\[0, 1\], got {seen}"):
+            bce(np.array(bad), z[0])
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fit_and_evaluate_refuse_labels_outside_the_classes(compiled):
+    x = np.random.default_rng(1).standard_normal((40, 5)).astype(np.float32)
+    model = pearlnet.Model([nn.Dense(3, input_shape=(5,))], seed=0)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", jit=compiled)
+    model.fit(x, np.arange(40) % 3, epochs=1, verbose=0)
+    labels = np.arange(40) % 3
+    labels[25] = -1
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got -1..2"):
+        model.fit(x, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got -1..2"):
+        model.evaluate(x, labels)
+    binary = pearlnet.Model([nn.Dense(1, input_shape=(5,))], seed=0)
+    binary.compile(loss="binary_crossentropy", optimizer="sgd", from_logits=True, jit=compiled)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\], got 0.0..2.0"):
+        binary.fit(x, np.arange(40) % 3, epochs=1, verbose=0)
 
 
 # ---- initialisers and regularisers -----------------------------------------------------------

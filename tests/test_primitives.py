@@ -179,6 +179,8 @@ GETITEM = [
 SPECS: list[Spec] = [
     # the cross-rank sum of data parallelism; in one process the identity, with its rules
     Spec("sum_across", lambda x: sum_across(x, SingleProcess()), ("sum_across",), UNARY),
+    # the identity with a check of the values' range (labels, targets), made at every call
+    _unary("check_range", lambda x: pnp.check_range(x, -1e6, 1e6), ("check_range",)),
     # ---- elementwise unary
     _unary("negative", lambda x: pnp.negative(x), ("negative",)),
     _unary("neg_operator", lambda x: -x, ("negative",)),
@@ -406,6 +408,7 @@ def _np_lstm_cell(z, c):
 #: plain-NumPy references for the forward values, same signature as the spec's callable
 REFERENCE: dict[str, Callable] = {
     "sum_across": lambda x: x,
+    "check_range": lambda x: x,
     "negative": np.negative, "neg_operator": np.negative, "exp": np.exp, "log": np.log,
     "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "square": np.square, "abs": np.abs,
     "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "sin": np.sin, "cos": np.cos,

@@ -55,12 +55,11 @@ def _labels_or_onehot(name: str, y_true: Any, y_pred: Any,
         if yshape != expected:
             raise ValueError(f"{name}: integer labels for y_pred of shape {shape} must have "
                              f"shape {expected}, got {yshape}")
-        if known(y) and y.size and (y.min() < 0 or y.max() >= k):
-            raise ValueError(f"{name}: labels must lie in [0, {k}), got {y.min()}..{y.max()}")
-        return pnp.astype(y, np.intp), None
-    if len(yshape) == len(shape) - 1 and ykind == "f" and known(y) and np.all(y == np.round(y)):
-        raise ValueError(f"{name}: got float labels of shape {y.shape}; pass integer labels "
-                         f"or one-hot rows of shape {pnp.shape(y_pred)}")
+        return pnp.astype(pnp.check_range(y, 0, k - 1, name, f"labels must lie in [0, {k})"),
+                          np.intp), None
+    if len(yshape) == len(shape) - 1 and ykind in "fc":  # labels' shape, not of integers
+        raise ValueError(f"{name}: got {dtype_of(y)} targets of shape {yshape} for y_pred of "
+                         f"shape {shape}; pass integer labels or one-hot rows of shape {shape}")
     _check_pair(name, y_true, y_pred)
     return None, y_true
 
@@ -87,10 +86,13 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
 
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> Any:
     """Logloss -(1/n) sum [y log p + (1 - y) log(1 - p)], averaged over every entry. From
-    logits z: softplus(z) - y z, which never overflows."""
+    logits z: softplus(z) - y z, which never overflows. Targets lie in [0, 1] (labels 0/1 or
+    probabilities); others are a ValueError, also in a compiled program."""
     y_true = pnp.astype(y_true, pnp.asarray(y_pred).dtype) if dtype_of(
         pnp.asarray(y_true)).kind in "iub" else y_true
     _check_pair("binary_crossentropy", y_true, y_pred)
+    # a target outside [0, 1] (a class label 2 given to one output) has no meaning here
+    y_true = pnp.check_range(y_true, 0, 1, "binary_crossentropy", "targets must lie in [0, 1]")
     if from_logits:
         return pnp.mean(pnp.softplus(y_pred) - y_true * y_pred)
     p = pnp.clip(y_pred, 1e-7, 1 - 1e-7)

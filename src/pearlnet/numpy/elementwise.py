@@ -35,7 +35,7 @@ from .shapes import astype, broadcast_to, unbroadcast
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "exp",
            "log", "log1p", "expm1", "sqrt", "square", "abs", "absolute", "sign", "tanh", "sinh",
            "cosh", "sin", "cos", "sigmoid", "softplus", "relu", "maximum", "minimum", "where",
-           "clip", "reciprocal", "log2", "log10", "real", "imag"]
+           "clip", "reciprocal", "log2", "log10", "real", "imag", "check_range"]
 
 
 def _like_ans(t, ans):
@@ -819,3 +819,49 @@ def imag(x: Any) -> Any:
     if dtype_of(x).kind == "c":
         return imag_p(x)
     return np.zeros(shape_of(x), dtype_of(x))
+
+
+# ---- check_range: the identity, once the values are known to be in range ---------------------
+def _check_range_impl(x, low, high, who, what):
+    r = np.real(np.asarray(x))
+    if r.size:
+        least, most = r.min(), r.max()
+        if not (least >= low and most <= high):  # NaN fails too
+            raise ValueError(f"{who}: {what}, got {least}..{most}")
+    return x
+
+
+check_range_p = Primitive("check_range", _check_range_impl)
+
+
+def _check_range_vjp(g, ans, x, low, high, who, what):
+    return g
+
+
+def _check_range_jvp(t, ans, x, low, high, who, what):
+    return t
+
+
+check_range_p.defvjp(_check_range_vjp)
+check_range_p.defjvp(_check_range_jvp)
+check_range_p.defbatch(_same_axis_batch(check_range_p))  # the batch's range is the examples'
+
+
+def check_range(x: Any, low: float, high: float, who: str = "check_range",
+                what: str = "values out of range") -> Any:
+    """x itself, after checking that low <= x <= high everywhere (real parts; a NaN fails):
+    otherwise a ValueError "``who``: ``what``, got <least>..<most>". To transforms it is the
+    identity (its derivative passes unchanged). It is an operation of its own, so a compiled
+    program (jit) checks the values of every call, not only those it was recorded with; a
+    loss that indexes with labels checks them this way, where a negative label would otherwise
+    be read from the end, silently.
+
+    >>> import numpy as np, pearlnet.numpy as pnp
+    >>> pnp.check_range(np.array([0, 2, 1]), 0, 2)
+    array([0, 2, 1])
+    >>> pnp.check_range(np.array([0, 3]), 0, 2, "my_loss", "labels must lie in [0, 3)")
+    Traceback (most recent call last):
+    ...
+    ValueError: my_loss: labels must lie in [0, 3), got 0..3
+    """
+    return check_range_p(x, low, high, who, what)
