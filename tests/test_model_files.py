@@ -76,6 +76,22 @@ def test_a_folder_is_refused_as_a_folder(tmp_path):
         pearlnet.load_model(tmp_path)
 
 
+@pytest.mark.parametrize("where, error, why", [
+    ("missing/model.pnl", FileNotFoundError, "the folder .*missing does not exist"),
+    ("a_file/model.pnl", NotADirectoryError, ".*/a_file is not a folder"),
+    ("a_folder", IsADirectoryError, "it is a folder"),
+])
+def test_save_names_the_model_and_the_path_it_cannot_write(saved, tmp_path, where, error,
+                                                           why):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(error, match=f"^Model.save: cannot write {tmp_path}/{where}: {why}$"):
+        saved[0].save(tmp_path / where)
+    # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "m.pnl"]
+    assert not list((tmp_path / "a_folder").iterdir())
+
+
 def test_a_path_that_is_no_path_is_a_type_error():
     with pytest.raises(TypeError, match="load_model: expected a path .*, got int"):
         pearlnet.load_model(3)

@@ -19,12 +19,13 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
+def replacing(path: str | Path, who: str = "replacing") -> Iterator[Path]:
     """Yield a temporary path in the folder of ``path`` to write the file to; when the block
     ends normally, move it onto ``path`` with ``os.replace`` (atomic on one file system), with
     the mode ``open`` would give (0666 less the umask). On any exception, Ctrl-C included, the
     temporary file is removed and ``path`` is left as it was: the previous file or none, never a
-    shortened one.
+    shortened one. A folder that is missing, not a folder, or not writable is an OSError of the
+    same kind whose message names ``who``, the path and the folder.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -34,7 +35,18 @@ def replacing(path: str | Path) -> Iterator[Path]:
     (['a.txt'], 'done')
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = path.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{who}: cannot write {path}: the folder {folder} does not "
+                                f"exist") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"{who}: cannot write {path}: {folder} is not a folder"
+                                 ) from None
+    except PermissionError:
+        raise PermissionError(f"{who}: cannot write {path}: no permission to create a file in "
+                              f"{folder}") from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -43,7 +55,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise IsADirectoryError(f"{who}: cannot write {path}: it is a folder") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

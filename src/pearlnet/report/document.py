@@ -607,7 +607,7 @@ def write_html(path: str | Path, results: dict, figures: list[FigureEntry]) -> P
                      "</figcaption></figure>")
     parts.append("<p>All numbers: <code>results.json</code>.</p></body></html>")
     path = Path(path)
-    with replacing(path) as tmp:
+    with replacing(path, "write_html") as tmp:
         tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
 
@@ -728,7 +728,7 @@ def write_pdf(path: str | Path, results: dict, figures: list[FigureEntry]) -> Pa
     from matplotlib.backends.backend_pdf import PdfPages
 
     path = Path(path)
-    with mpl.rc_context({"mathtext.fontset": "cm"}), replacing(path) as tmp, \
+    with mpl.rc_context({"mathtext.fontset": "cm"}), replacing(path, "write_pdf") as tmp, \
             PdfPages(tmp) as pdf:
         pages = _Pages(pdf)
         pages.text("Autoencoder study: first-order methods, Hessian-free and PCA", size=15,

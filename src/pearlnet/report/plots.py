@@ -47,7 +47,7 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    with replacing(path) as tmp:
+    with replacing(path, "plots.save") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     return Path(path)
 

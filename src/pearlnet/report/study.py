@@ -762,6 +762,6 @@ def write_results(results: dict, path: str | Path) -> Path:
     file and moved into place (``files.replacing``)."""
     path = Path(path)
     text = json.dumps(_json_safe(results), indent=1) + "\n"
-    with replacing(path) as tmp:
+    with replacing(path, "write_results") as tmp:
         tmp.write_text(text)
     return path

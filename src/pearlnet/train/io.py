@@ -650,7 +650,7 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     _flatten("state", model.state, arrays)
     if model.opt_state is not None:
         _flatten("opt", model.opt_state, arrays)
-    with replacing(path) as tmp, open(tmp, "wb") as fh:
+    with replacing(path, "Model.save") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __config__=np.array(text), **arrays)
 
 

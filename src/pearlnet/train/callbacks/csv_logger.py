@@ -73,7 +73,7 @@ class CSVLogger(Callback):
                                 restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
-        with replacing(self.path) as tmp:
+        with replacing(self.path, "CSVLogger") as tmp:
             tmp.write_text(text.getvalue())
 
 
