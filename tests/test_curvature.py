@@ -128,6 +128,18 @@ def test_operators_refuse_what_they_cannot_use(problem):
         cv.hessian_operator(problem["model"], None, (x, y), block="nope")
     with pytest.raises(ValueError, match="mc_samples"):
         cv.ggn_operator(problem["model"], None, (x, y), mc_samples=-1)
+    # the data in the parameters' place: the model's tree is expected, and the slip is named
+    with pytest.raises(ValueError, match=r"hessian_operator: params has structure \(\*, \*\), "
+                                         r"expected \{'dense'.* \(the data go third, or as "
+                                         r"data=\(x, y\)"):
+        cv.hessian_operator(problem["model"], (x, y))
+    with pytest.raises(ValueError, match=r"params has structure \{'dense': \{'W': \*\}\}"):
+        cv.hessian_operator(problem["model"], {"dense": {"W": problem["flat"]}}, (x, y))
+    # dicts match by key: the model's parameters in another key order are its parameters
+    params = problem["model"].params
+    swapped = {name: dict(reversed(list(params[name].items()))) for name in reversed(params)}
+    op = cv.hessian_operator(problem["model"], swapped, (x, y))
+    assert op.shape == problem["H"].shape
 
 
 # ---- estimators on dense matrices ----------------------------------------------------------------

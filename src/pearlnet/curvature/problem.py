@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from pearlnet.autodiff import ravel, tree_flatten, tree_map
+from pearlnet.autodiff import ravel, tree_flatten, tree_leaves_like, tree_map, tree_structure
 
 __all__ = ["Problem", "layer_blocks", "as_rng"]
 
@@ -117,6 +117,14 @@ class Problem:
                                  f"first, or pass a pair (net, loss)")
             if params is None:
                 params = m.params
+            else:  # the model's tree (dicts matched by key); a dataset here is a slip
+                try:
+                    tree_leaves_like(tree_structure(m.params), params, who, "params")
+                except ValueError as e:
+                    hint = (" (the data go third, or as data=(x, y); params=None is the "
+                            "model's own)" if data is None and isinstance(params, (tuple, list))
+                            else "")
+                    raise ValueError(f"{e}{hint}") from None
             x, y = self._model_data(data)
             m._resolve_from_logits()
             data = (x, y)
