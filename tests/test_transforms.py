@@ -411,6 +411,26 @@ def test_numpy_functions_on_traced_values_dispatch_or_refuse():
         grad(lambda x: np.sum(np.fft.fft(x)).real)(np.ones(2))
 
 
+def test_traced_arrays_have_numpys_attributes():
+    """NumPy code that reads .real, .imag, .argmax(), .round(), .copy(), .nbytes runs traced,
+    derivatives included, as it runs on arrays (grad, hvp and jit alike)."""
+    x = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+    rows = np.arange(2)
+
+    def f(a):
+        b = a.copy() * 2.0
+        spread = b[rows, b.argmax(axis=1)] - b[rows, b.argmin(axis=1)]
+        assert a.nbytes == x.nbytes and a.itemsize == 8
+        return pnp.sum(b.real ** 2) + pnp.sum(b.imag) + pnp.sum(spread * a.round()[:, 0])
+
+    expected = 8 * x  # d/da sum (2a)^2; round() is piecewise constant
+    expected[rows, x.argmax(axis=1)] += 2 * x.round()[:, 0]
+    expected[rows, x.argmin(axis=1)] -= 2 * x.round()[:, 0]
+    np.testing.assert_allclose(grad(f)(x), expected, rtol=1e-15)
+    np.testing.assert_allclose(pearlnet.jit(grad(f))(x), expected, rtol=1e-15)
+    np.testing.assert_allclose(hvp(f, x, np.ones_like(x)), 8 * np.ones_like(x), rtol=1e-15)
+
+
 def test_in_place_assignment_to_a_traced_array_is_refused():
     def f(x):
         x[0] = 1.0

@@ -127,6 +127,13 @@ _OPERATORS = {
     "ndim": property(lambda self: len(shapes.shape_of(self))),
     "size": property(lambda self: nondiff.size(self)),
     "T": property(lambda self: shapes.transpose(self)),
+    "real": property(lambda self: ew.real(self)), "imag": property(lambda self: ew.imag(self)),
+    "argmax": lambda self, axis=None: nondiff.argmax(self, axis),
+    "argmin": lambda self, axis=None: nondiff.argmin(self, axis),
+    "round": lambda self, decimals=0: nondiff.round(self, decimals),
+    "copy": lambda self: self,  # a traced value is never written in place: it is its copy
+    "itemsize": property(lambda self: dtype_of(self).itemsize),
+    "nbytes": property(lambda self: nondiff.size(self) * dtype_of(self).itemsize),
 }
 
 def _method(prim):
