@@ -13,7 +13,9 @@ calls the functions the recording called, on the same kinds of values.
 What is *static* (part of the signature, baked into the program): arguments named in
 ``static_argnums``, Python numbers, strings and None (pass a 0-d NumPy array for a number that
 changes between calls), anything f reads that is not an argument (a closure's array is a
-constant of the program: the object, so its later in-place changes are seen). What is *traced*:
+constant of the program: the object, so an operation on it and a traced value reads it at every
+call, but what f computes from constants alone is computed once, while recording; pass arrays
+that change between calls as arguments, as with jax.jit). What is *traced*:
 NumPy arrays and NumPy scalars among the other arguments. A program value is opaque: Python
 control flow on it (``if x > 0``, ``bool(x)``, ``x.item()``) raises a TypeError naming the line,
 because it would bake one branch into the program. Shapes and dtypes are static and free to
