@@ -258,7 +258,10 @@ def test_labels_are_checked_at_every_call_of_a_compiled_or_batched_loss():
     bce = jit(lambda y, z: nn.losses.binary_crossentropy(y, z, from_logits=True))
     assert bce(np.array([0.0, 1.0, 0.25]), z[0]) == nn.losses.binary_crossentropy(
         np.array([0.0, 1.0, 0.25]), z[0], from_logits=True)
-    for bad, seen in (([0.0, 2.0, 1.0], "0.0..2.0"), ([0.0, np.nan, 1.0], "nan..nan")):
+    soft = np.array([0.0, 1.0 + 2e-16, 1.0 - 3e-7])  # rounding in soft targets passes
+    assert bce(soft, z[0]) == nn.losses.binary_crossentropy(soft, z[0], from_logits=True)
+    for bad, seen in (([0.0, 2.0, 1.0], "0.0..2.0"), ([0.0, np.nan, 1.0], "nan..nan"),
+                      ([-0.01, 0.5, 1.0], "-0.01..1.0")):
         with pytest.raises(ValueError, match=rf"binary_crossentropy: targets must lie in "
                                              rf"\[0, 1\], got {seen}"):
             bce(np.array(bad), z[0])

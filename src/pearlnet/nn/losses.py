@@ -84,15 +84,21 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
     return -pnp.sum(target * logp) / n
 
 
+_TARGET_SLACK = 1e-6  # about 8 float32 ulps at 1
+
+
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> Any:
     """Logloss -(1/n) sum [y log p + (1 - y) log(1 - p)], averaged over every entry. From
     logits z: softplus(z) - y z, which never overflows. Targets lie in [0, 1] (labels 0/1 or
-    probabilities); others are a ValueError, also in a compiled program."""
+    probabilities, up to rounding of 1e-6); others are a ValueError, also in a compiled
+    program."""
     y_true = pnp.astype(y_true, pnp.asarray(y_pred).dtype) if dtype_of(
         pnp.asarray(y_true)).kind in "iub" else y_true
     _check_pair("binary_crossentropy", y_true, y_pred)
-    # a target outside [0, 1] (a class label 2 given to one output) has no meaning here
-    y_true = pnp.check_range(y_true, 0, 1, "binary_crossentropy", "targets must lie in [0, 1]")
+    # a target outside [0, 1] (a class label 2 given to one output) makes the loss unbounded
+    # below; the slack admits rounding in soft targets (mixup's lam y1 + (1 - lam) y2)
+    y_true = pnp.check_range(y_true, -_TARGET_SLACK, 1 + _TARGET_SLACK, "binary_crossentropy",
+                             "targets must lie in [0, 1]")
     if from_logits:
         return pnp.mean(pnp.softplus(y_pred) - y_true * y_pred)
     p = pnp.clip(y_pred, 1e-7, 1 - 1e-7)
