@@ -1,6 +1,7 @@
 """The edge-of-stability example and the `pearlnet curvature` command, on small data."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def test_curvature_command_writes_the_spectrum(tmp_path, capsys):
     assert len(g["top_eigenvalues"]) == 2 and g["top_eigenvalues"][0] >= g["top_eigenvalues"][1]
     assert len(g["grid"]) == len(g["density"]) == 1024
     assert "top eigenvalues" in capsys.readouterr().out
+    # with its progress bar: the plan is an upper bound, and the bar ends full at what ran
+    assert cli.main(["curvature", str(path), "--dataset", "digits", "--samples", "100",
+                     "--top-k", "2", "--lanczos-steps", "10", "--trace-samples", "6",
+                     "--out", str(out)]) == 0
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    done = re.search(r"(\d+)/(\d+)", last)
+    assert "100%" in last and done[1] == done[2], last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pnl", "spec.json", "spec.png"]
     uncompiled = pearlnet.Model([nn.Flatten(input_shape=(8, 8)), nn.Dense(10)], seed=0)
     uncompiled.save(str(tmp_path / "u.pnl"))
     with pytest.raises(SystemExit) as exit_info:

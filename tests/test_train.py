@@ -803,3 +803,17 @@ def test_a_file_saved_without_its_optimizer_loads_with_a_warning(rng, tmp_path):
                                             r"and the saved optimizer state is not used"):
         loaded = pearlnet.load_model(tmp_path / "old.npz")
     assert type(loaded.optimizer) is SGD and set(loaded.opt_state) == {"step"}
+
+
+def test_the_fallback_progress_bar_redraws_a_new_total(capsys):
+    """Without tqdm: update, a total corrected to what ran (pearlnet curvature's plan is an
+    upper bound), refresh, close."""
+    from pearlnet.train.progress import _LineBar
+
+    bar = _LineBar(10, "work")
+    bar.update(3)
+    bar.total = bar.n
+    bar.refresh()
+    bar.close()
+    assert capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1].startswith(
+        "work [==============================] 3/3")

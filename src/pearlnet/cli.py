@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pearlnet._args import non_negative_int as _seed
+from pearlnet._files import replacing
 from pearlnet.cli_user_data import (
     USER_RECIPES,
     add_data_options,
@@ -888,6 +889,9 @@ def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
             summaries[spectrum.CURVATURES[name]] = spectrum.summarize(
                 op, args.top_k, args.trace_samples, args.lanczos_steps, args.runs, args.seed,
                 tick=None if bar is None else (lambda: bar.update(1)))
+        if bar is not None:  # the plan is an upper bound: Lanczos may stop early
+            bar.total = bar.n
+            bar.refresh()
     finally:
         if bar is not None:
             bar.close()
@@ -895,7 +899,8 @@ def cmd_curvature(args: argparse.Namespace, model: Any) -> int:
     record = {"model": args.model, "dataset": source, "cases": int(len(x)),
               "parameters": int(model.count_params()), "loss": model.loss_name,
               "curvatures": summaries}
-    out.with_suffix(".json").write_text(json.dumps(record) + "\n")
+    with replacing(out.with_suffix(".json"), "pearlnet curvature") as tmp:
+        tmp.write_text(json.dumps(record) + "\n")
     try:
         plots.require_matplotlib()
         fig = spectrum.spectrum_figure(summaries, f"{Path(args.model).name} on {len(x)} "

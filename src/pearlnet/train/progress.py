@@ -25,6 +25,9 @@ class _LineBar:
     def set_postfix_str(self, s: str) -> None:
         self.postfix = s
 
+    def refresh(self) -> None:
+        self._draw(time.perf_counter())
+
     def _draw(self, now: float) -> None:
         width = 30
         done = int(width * self.n / max(self.total, 1))
