@@ -147,22 +147,6 @@ class Communicator:
         before the next step). A fresh 1 MB buffer costs page faults every step."""
         raise NotImplementedError
 
-    def _sum_in_place(self, buffer: np.ndarray, t0: float) -> float:
-        """One in-place Allreduce (sum) of ``buffer``; with ``profile``, the time since t0
-        counts as packing and the call's own as the allreduce. Returns the clock after it."""
-        profile, clock = self.profile, time.perf_counter
-        if profile is None:
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
-            return t0
-        t1 = clock()
-        profile["pack"] = profile.get("pack", 0.0) + t1 - t0
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
-        t2 = clock()
-        profile["allreduce"] = profile.get("allreduce", 0.0) + t2 - t1
-        profile["calls"] = profile.get("calls", 0) + 1
-        profile["bytes"] = profile.get("bytes", 0) + buffer.nbytes
-        return t2
-
     def allreduce_packed(self, packed: PackedTree, tree: Any) -> Any:
         """The sum over ranks of ``tree`` (of ``packed``'s layout), computed in ``packed``'s
         buffers: each leaf that is not already its view is copied into it, then one
