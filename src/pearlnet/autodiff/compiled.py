@@ -176,19 +176,57 @@ def _leaf_key(leaf: Any, who: str, where: str) -> tuple[Any, bool]:
                     f"program on it, or pass its arrays")
 
 
+def _argnums(nums: Any, what: str) -> tuple[int, ...]:
+    out = (nums,) if isinstance(nums, int) else tuple(nums)
+    if any(not isinstance(n, int) or isinstance(n, bool) for n in out):
+        raise TypeError(f"jit: {what} must be ints, got {nums!r}")
+    return out
+
+
+def _root(a: np.ndarray) -> Any:
+    """The object owning a view's memory (the array itself when it owns its memory)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a if a.base is None else a.base
+
+
+def _check_donated(name: str, leaves: list, donated: tuple) -> None:
+    """A donated array must be writable and share no memory with another argument: the
+    program writes over it while it may still read the other."""
+    roots: dict[int, int] = {}
+    for k, a in enumerate(leaves):
+        if type(a) is np.ndarray:
+            r = id(_root(a))
+            j = roots.get(r)
+            if j is not None and (k in donated or j in donated):
+                raise ValueError(f"jit({name}): argument leaves {j} and {k} share memory and "
+                                 f"{'the first' if j in donated else 'the second'} is donated: "
+                                 f"the program would write over it while reading the other. "
+                                 f"Pass a copy")
+            roots.setdefault(r, k)
+    for k in donated:
+        if not leaves[k].flags.writeable:
+            raise ValueError(f"jit({name}): donated argument leaf {k} is read-only; donate only "
+                             f"arrays the program may write over")
+
+
 class Jitted:
     """The compiled form of f (see the module docstring); call it as f."""
 
     def __init__(self, f: Callable, static_argnums: int | Sequence[int] = (),
-                 cache_size: int = 16, name: str | None = None) -> None:
+                 cache_size: int = 16, name: str | None = None,
+                 donate_argnums: int | Sequence[int] = ()) -> None:
         if not callable(f):
             raise TypeError(f"jit: expected a function, got {type(f).__name__}")
-        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-        if any(not isinstance(n, int) or isinstance(n, bool) for n in nums):
-            raise TypeError(f"jit: static_argnums must be ints, got {static_argnums!r}")
+        nums = _argnums(static_argnums, "static_argnums")
+        donate = _argnums(donate_argnums, "donate_argnums")
+        if set(nums) & set(donate):
+            raise ValueError(f"jit: an argument cannot be both static and donated: "
+                             f"static_argnums {nums}, donate_argnums {donate}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
             raise ValueError(f"jit: cache_size must be a positive int, got {cache_size!r}")
         self.f, self.static_argnums, self.cache_size = f, nums, cache_size
+        self.donate_argnums = donate
         self.name = name or getattr(f, "__name__", "f")
         self.cache: collections.OrderedDict = collections.OrderedDict()
         self.compiles = 0
@@ -259,9 +297,11 @@ class Jitted:
         entry = self.cache.get(key)
         if entry is not None:
             self.cache.move_to_end(key)
-            program, out_def, traced = entry
-            outs = program([leaf for leaf, t in zip(leaves, traced) if t])
-            return tree_unflatten(out_def, outs)
+            program, out_def, traced, donated = entry
+            ins = [leaf for leaf, t in zip(leaves, traced) if t]
+            if donated:
+                _check_donated(self.name, ins, donated)
+            return tree_unflatten(out_def, program(ins))
         return self._compile(key, args, kwargs, leaves, layout)
 
     def call_into(self, into: list, *args: Any, **kwargs: Any) -> Any:
@@ -277,9 +317,11 @@ class Jitted:
         if entry is None:
             return self._compile(key, args, kwargs, leaves, layout)
         self.cache.move_to_end(key)
-        program, out_def, traced = entry
-        outs = program([leaf for leaf, t in zip(leaves, traced) if t], into)
-        return tree_unflatten(out_def, outs)
+        program, out_def, traced, donated = entry
+        ins = [leaf for leaf, t in zip(leaves, traced) if t]
+        if donated:
+            _check_donated(self.name, ins, donated)
+        return tree_unflatten(out_def, program(ins, into))
 
     def _compile(self, key: Any, args: tuple, kwargs: dict, leaves: list, layout: Any) -> Any:
         treedef, traced, static, dynamic = layout
@@ -300,11 +342,15 @@ class Jitted:
             return self.f(*args, **kwargs)
         result = tree_unflatten(out_def, [o.value if isinstance(o, JitTracer) else o
                                           for o in out_leaves])
-        program = Program(inputs, trace.eqns, refs, trace.specs, self.name, trace.shares)
+        donated = self._donated_leaves(args, dynamic, leaves, traced)
+        if donated:
+            _check_donated(self.name, [leaf for leaf, t in zip(leaves, traced) if t], donated)
+        program = Program(inputs, trace.eqns, refs, trace.specs, self.name, trace.shares,
+                          {inputs[k] for k in donated})
         passes.optimize(program, fuser[0])
         program.build()
         with self._lock:
-            self.cache[key] = (program, out_def, traced)
+            self.cache[key] = (program, out_def, traced, donated)
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
             self.compiles += 1
@@ -315,6 +361,28 @@ class Jitted:
             _compare(self.name, result, replay)
             return replay
         return result
+
+    def _donated_leaves(self, args: tuple, dynamic: list, leaves: list,
+                        traced: list) -> tuple:
+        """Positions, among the traced leaves, of the donated arguments' arrays."""
+        if not self.donate_argnums:
+            return ()
+        n = len(args)
+        for d in self.donate_argnums:
+            if not -n <= d < n:
+                raise ValueError(f"jit({self.name}): donate_argnums {self.donate_argnums} does "
+                                 f"not fit {n} arguments")
+        donate = {d % n for d in self.donate_argnums}
+        leaf_arg: list[int] = []  # the argument of each leaf, in flattening order
+        for i in dynamic:
+            leaf_arg += [i] * len(tree_flatten(args[i])[0])
+        positions, k = [], 0
+        for j, t in enumerate(traced):
+            if t:
+                if j < len(leaf_arg) and leaf_arg[j] in donate and type(leaves[j]) is np.ndarray:
+                    positions.append(k)
+                k += 1
+        return tuple(positions)
 
     def _output(self, o: Any) -> Any:
         if isinstance(o, JitTracer):
@@ -341,15 +409,22 @@ def _compare(name: str, recorded: Any, replayed: Any) -> None:
                 raise AssertionError(f"jit({name}): replay differs from the recording")
 
 
-def jit(f: Callable, static_argnums: int | Sequence[int] = (), cache_size: int = 16) -> Jitted:
+def jit(f: Callable, static_argnums: int | Sequence[int] = (), cache_size: int = 16,
+        donate_argnums: int | Sequence[int] = ()) -> Jitted:
     """f compiled: the first call per input signature records f's primitives (derivatives
     included) into a straight-line program; later calls replay it without tracers, with
     buffers reused and elementwise chains fused. Same numbers as f (bitwise where no fusion
     applies). See ``pearlnet.autodiff.compiled`` for what is static and what is traced.
+
+    ``donate_argnums`` (as jax.jit's): the arrays of these arguments are given to the
+    program, which may write results over them once it has read them for the last time (an
+    output of their shape and dtype then comes back in the caller's array). Do not use a
+    donated array after the call; its contents are unspecified. A donated array must be
+    writable and share no memory with another argument (a ValueError says which).
 
     >>> import numpy as np, pearlnet, pearlnet.numpy as pnp
     >>> step = pearlnet.jit(pearlnet.grad(lambda w: pnp.sum(pnp.tanh(w) ** 2)))
     >>> step(np.array([0.5, 1.0])).round(4)
     array([0.7269, 0.6397])
     """
-    return Jitted(f, static_argnums, cache_size)
+    return Jitted(f, static_argnums, cache_size, donate_argnums=donate_argnums)

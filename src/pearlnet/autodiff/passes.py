@@ -161,7 +161,7 @@ def _storages(program: Program) -> tuple[dict, set]:
     """Each value's storage (the id of the value whose memory it lives in: views share their
     argument's) and the storages the program may not write (inputs', constants', outputs')."""
     storage: dict[int, int] = {i: i for i in program.inputs}
-    foreign: set[int] = set(program.inputs)
+    foreign: set[int] = set(program.inputs) - program.donated  # donated: writable once dead
     for e in program.eqns:
         shared = program.shares.get(e.out)
         if shared is None or shared not in storage:  # its own memory (or a folded value's)
@@ -183,7 +183,10 @@ def plan_buffers(program: Program) -> None:
     """Give each equation that can write into ``out=`` a buffer: an argument that dies there
     (in place; elementwise only) or a persistent buffer of the result's shape and dtype whose
     last reader has run. Never written: the memory of an input, a constant or an output
-    (returned, so fresh each call), nor any memory a live value can see."""
+    (returned, so fresh each call), nor any memory a live value can see. A donated input
+    (``jit(..., donate_argnums=...)``) is the exception: once its last reader has run, a
+    result of its shape, dtype and layout may be written over it, an output included (which
+    then comes back in the caller's array, as with jax.jit's donation)."""
     choose_out(program)
     specs = program.specs
     storage, foreign = _storages(program)
@@ -204,35 +207,38 @@ def plan_buffers(program: Program) -> None:
 
     for k, e in enumerate(program.eqns):
         out, s = specs[e.out], where(e.out)
-        if e.call_out is not None and e.out in program.pooled and _is_array(out):
-            # an output: written into the array the previous call returned, if the caller has
-            # let go of it (program.py checks the reference count), else into a fresh one
-            e.out_buf = ("pool", len(program.pool_specs))
-            program.pool_specs.append((out.shape, out.dtype, out.order))
-            continue
-        if e.call_out is not None and s == e.out and s not in foreign and _is_array(out):
+        pooled = e.out in program.pooled
+        if e.call_out is not None and _is_array(out) and (pooled or (
+                s == e.out and s not in foreign)):
             inplace = None
             if e.prim is None or isinstance(getattr(e.prim, "elementwise", None), np.ufunc):
                 positions = range(len(e.args))  # elementwise: any argument
             else:  # an out_impl that says which arguments it may overwrite (add_at's total)
                 positions = getattr(e.call_out, "inplace", ())
-            if positions:
-                for pos in positions:
-                    a = e.args[pos]
-                    if type(a) is not Var:
-                        continue
-                    v, sa = specs[a.id], where(a.id)
-                    if (sa not in foreign and last[sa] == k and v.array
-                            and v.shape == out.shape and v.dtype == out.dtype
-                            and v.order is not None and v.order == out.order):
-                        inplace = (pos, sa)
-                        break
+            for pos in positions:
+                a = e.args[pos]
+                if type(a) is not Var:
+                    continue
+                v, sa = specs[a.id], where(a.id)
+                # an output may take over only a donated input's memory (the caller's, and
+                # given up), never a persistent buffer's (the next call would overwrite it)
+                if (sa not in foreign and last[sa] == k and v.array
+                        and (not pooled or sa in program.donated)
+                        and v.shape == out.shape and v.dtype == out.dtype
+                        and v.order is not None and v.order == out.order):
+                    inplace = (pos, sa)
+                    break
             if inplace is not None:  # the result takes over the dying argument's memory
                 pos, sa = inplace
                 e.out_buf = ("arg", pos)
                 moved[s] = sa
                 last[sa] = last.pop(s)
                 s = sa
+            elif pooled:
+                # an output: written into the array the previous call returned, if the caller
+                # has let go of it (program.py checks the reference count), else a fresh one
+                e.out_buf = ("pool", len(program.pool_specs))
+                program.pool_specs.append((out.shape, out.dtype, out.order))
             else:
                 spec = (out.shape, out.dtype, out.order)
                 pool = free.get(spec)

@@ -121,8 +121,10 @@ class Program:
     memory it shares (``shares``: a view's argument; -1 for a constant's memory)."""
 
     def __init__(self, inputs: list[int], eqns: list[Eqn], outputs: list, specs: Any,
-                 name: str = "f", shares: dict | None = None) -> None:
+                 name: str = "f", shares: dict | None = None,
+                 donated: set | None = None) -> None:
         self.inputs, self.eqns, self.outputs = inputs, eqns, outputs
+        self.donated: set = set() if donated is None else donated  # inputs it may write over
         self.specs: Any = specs
         self.shares: dict = {} if shares is None else shares
         self.name = name
