@@ -491,6 +491,25 @@ def test_donated_arguments_are_written_over_once_read_and_never_before():
         assert g[0, 0] == -1.0  # an argument not donated is never written
 
 
+def test_an_output_written_over_a_donated_input_is_not_written_again():
+    """v_new lands in v's memory (donated, dead after it) and is then read by sqrt: nothing
+    may be written over it afterwards, in place or otherwise (it is returned)."""
+
+    def rms(v, g):
+        v_new = v * 0.9 + g * g
+        return v_new, g / pnp.sqrt(v_new + 1e-8)
+
+    g = np.linspace(0.5, 1.5, 256)
+    step = jit(rms, donate_argnums=0)
+    step(np.ones(256), g)
+    v = np.ones(256)
+    v_new, update = step(v, g)
+    expect = rms(np.ones(256), g)
+    assert v_new is v
+    np.testing.assert_array_equal(v_new, expect[0])
+    np.testing.assert_array_equal(update, expect[1])
+
+
 def test_donation_refuses_shared_read_only_and_static_arguments():
     step = jit(lambda w, g: w - g, donate_argnums=0)
     w = np.ones(100)

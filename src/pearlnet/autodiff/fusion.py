@@ -2,7 +2,8 @@
 
 A group is a tree of equations applying + - * / negative, square and sqrt (the operations IEEE
 754 rounds exactly, so a loop computes NumPy's bits) to arrays of one shape and one real dtype
-and to scalars, each intermediate read once, inside the group. The group becomes one equation
+and to scalars, and selections ``where(c, x, y)`` on a 0-d condition (``x if c else y``), each
+intermediate read once, inside the group. The group becomes one equation
 calling a kernel: ``out[i] = expression(a[i], b[i], c)`` for every i, written as Python source
 and compiled by Numba (``pearlnet[fast]``): one pass over memory instead of one per operation,
 and no intermediate array. Transcendental functions (exp, tanh) are left to NumPy, whose SIMD
@@ -60,18 +61,50 @@ def _operand_ok(v: Any, shape: tuple, dtype: np.dtype) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_select(e: Eqn, specs: list) -> bool:
+    """``where(c, x, y)`` with one condition for the whole array (0-d): ``x if c else y``,
+    a selection, so the loop keeps NumPy's bits (Model.fit's guarded update)."""
+    if getattr(e.prim, "name", None) != "where" or len(e.args) != 3:
+        return False
+    c = e.args[0]
+    v = specs[c.id] if type(c) is Var else c
+    return (v.shape == () and v.dtype is not None) if type(v) is Spec else (
+        isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.ndim == 0))
+
+
 def _candidate(e: Eqn, specs: list) -> bool:
     ufunc = getattr(e.prim, "elementwise", None)
-    if e.params or e.effect or (ufunc not in _BINARY and ufunc not in _UNARY) or e.fn is not ufunc:
+    select = _is_select(e, specs)
+    if e.params or e.effect or not select and (
+            (ufunc not in _BINARY and ufunc not in _UNARY) or e.fn is not ufunc):
         return False
     out = specs[e.out]
     if not (out.array and out.shape and out.dtype in (np.float32, np.float64) and out.c):
         return False
-    for a in e.args:
+    for a in e.args[1:] if select else e.args:
         v = specs[a.id] if type(a) is Var else a
         if not _operand_ok(v, out.shape, out.dtype):
             return False
     return True
+
+
+def _hoist_selects(program: Program) -> None:
+    """Move each select (``where`` on a 0-d condition) up to just after the equation making
+    the last of its arguments, so that it is next to the chain making its operand and joins
+    that chain's group: an optimizer's guarded slots, ``where(ok, m_new, m)``, recorded after
+    all of a leaf's new slots. The program is pure, so every value is the same."""
+    specs = program.specs
+    keys: dict[int, tuple] = {}
+    placed = []
+    for n, e in enumerate(program.eqns):
+        key: tuple = (n,)
+        if _is_select(e, specs) and not e.effect:
+            key = max([keys[a.id] for a in e.args if type(a) is Var and a.id in keys]
+                      + [(-1,)]) + (n,)
+        keys[e.out] = key
+        placed.append((key, e))
+    placed.sort(key=lambda p: p[0])
+    program.eqns = [e for _, e in placed]
 
 
 def fuse(program: Program) -> None:
@@ -79,6 +112,7 @@ def fuse(program: Program) -> None:
     if not available():
         return
     specs = program.specs
+    _hoist_selects(program)
     uses: dict[int, int] = {}
     for e in program.eqns:
         for i in e.uses():
@@ -174,6 +208,9 @@ def _fused_eqn(group: list[Eqn], specs: list) -> Eqn:
         return names[key]
 
     def expression(e: Eqn) -> str:
+        if _is_select(e, specs):
+            c, x, y = e.args
+            return f"({operand(x)} if {operand(c)} else {operand(y)})"
         ufunc = e.prim.elementwise
         if ufunc in _BINARY:
             return _BINARY[ufunc].format(operand(e.args[0]), operand(e.args[1]))

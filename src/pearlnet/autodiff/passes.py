@@ -231,9 +231,13 @@ def plan_buffers(program: Program) -> None:
             if inplace is not None:  # the result takes over the dying argument's memory
                 pos, sa = inplace
                 e.out_buf = ("arg", pos)
+                if s in foreign:  # an output in a donated input's memory: never written again
+                    foreign.add(sa)
                 moved[s] = sa
                 last[sa] = last.pop(s)
                 s = sa
+            elif getattr(e.call_out, "inplace_only", False):
+                pass  # over a dying argument or not at all (where's selection)
             elif pooled:
                 # an output: written into the array the previous call returned, if the caller
                 # has let go of it (program.py checks the reference count), else a fresh one

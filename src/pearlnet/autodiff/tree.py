@@ -13,6 +13,7 @@ refused. Results take the structure, and so the key order, of the first tree.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict, defaultdict
 from typing import Any, Callable
 
@@ -237,6 +238,33 @@ def tree_leaves_like(treedef: Any, tree: Any, who: str = "tree_leaves_like",
 
     walk(treedef, tree, ())
     raise AssertionError("tree_leaves_like: the trees differ but no difference was found")
+
+
+def sole_holder(tree: Any, holders: int) -> bool:
+    """Is ``tree`` the only way to its arrays? True when the root has ``holders`` references
+    besides the caller's argument, every dict, list or tuple below it and every array in it
+    has one (its parent's), and no array is a view of another's memory: then writing over the
+    arrays changes nothing anybody else can see (Model.fit's in-place update; CPython's
+    reference counts, as the jit recycler's)."""
+    refcount = sys.getrefcount
+    if refcount(tree) != holders + 2:  # + this function's argument + refcount's own
+        return False
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        kind = _kind(node)
+        children = node.values() if kind == "dict" else node if kind else ()
+        for child in children:
+            if type(child) is np.ndarray:
+                # the parent's, the loop's name and refcount's argument
+                if refcount(child) != 3 or child.base is not None:
+                    return False
+            elif _kind(child) is not None:
+                if refcount(child) != 3:
+                    return False
+                stack.append(child)
+        del node, children
+    return True
 
 
 def tree_map(f: Callable, tree: Any, *rest: Any) -> Any:

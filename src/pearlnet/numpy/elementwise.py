@@ -751,6 +751,20 @@ def _where_jvp_y(t, ans, c, x, y):
     return _like_ans(where_p(c, 0, t), ans)
 
 
+def _where_out(out, c, x, y):
+    """jit's out= form, over a dying x or y only (``inplace_only``: elsewhere np.where's one
+    pass into a fresh array beats two copies): the other's entries are copied in where the
+    condition picks them. A selection: the same bits as np.where."""
+    if out is y:
+        np.copyto(out, x, where=c, casting="unsafe")
+    else:
+        np.copyto(out, y, where=np.logical_not(c), casting="unsafe")
+    return out
+
+
+_where_out.inplace = (1, 2)
+_where_out.inplace_only = True
+where_p.out_impl = _where_out
 where_p.defvjp(None, _where_vjp_x, _where_vjp_y)
 where_p.defjvp(None, _where_jvp_x, _where_jvp_y)
 where_p.defbatch(_broadcasting_batch(where_p))  # a batched condition too: it is an argument

@@ -40,7 +40,10 @@ class AdaGrad(Optimizer):
     def _hparams(self) -> dict:
         return {"eps": self.eps}
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
+        (cache,) = slots
+        return (cache + g * g,)
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
         (cache,), (lr,) = slots, c
-        cache = cache + g * g
-        return lr * g / np.sqrt(cache + self.eps), (cache,)
+        return lr * g / np.sqrt(cache + self.eps)

@@ -53,14 +53,15 @@ class Adam(Optimizer):
         root_c2 = float(np.sqrt(c2))
         return self.eps * root_c2, lr * root_c2 / c1
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
-        # the docstring's arithmetic with bias corrections folded into two numbers:
-        # m + (1 - b1)(g - m) (PyTorch's lerp), v + (1 - b2)(g^2 - v), and
-        # lr mhat / (sqrt(vhat) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2)).
-        # Written as expressions for jit (Model.fit's default), which fuses each into one
-        # pass over memory in place; eagerly each operation makes a temporary
+    # the docstring's arithmetic with bias corrections folded into two numbers:
+    # m + (1 - b1)(g - m) (PyTorch's lerp), v + (1 - b2)(g^2 - v), and
+    # lr mhat / (sqrt(vhat) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2)).
+    # Written as expressions for jit (Model.fit's default), which fuses each into one
+    # pass over memory in place; eagerly each operation makes a temporary
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
+        m, v = slots
+        return (g - m) * (1.0 - self.beta1) + m, (g * g - v) * (1.0 - self.beta2) + v
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
         (m, v), (eps_c, step_c) = slots, c
-        m_new = (g - m) * (1.0 - self.beta1) + m
-        v_new = (g * g - v) * (1.0 - self.beta2) + v
-        delta = m_new / (np.sqrt(v_new) + eps_c) * step_c
-        return delta, (m_new, v_new)
+        return m / (np.sqrt(v) + eps_c) * step_c

@@ -106,9 +106,12 @@ class Optimizer:
 
     Subclasses set ``key`` (the ``get`` name), ``slots`` (names of the parameter-shaped state
     trees, zero-initialised) and implement ``_coefficients(lr, t)`` (the step's numbers, Python
-    floats) and ``_leaf_math(p, g, slots, coefficients)`` returning ``(delta, new_slots)``
-    with array operations alone (or ``_leaf(p, g, slots, lr, t, ctx)`` for a rule that needs
-    more); the new parameter is ``p - delta``, then decoupled weight decay.
+    floats) and, with array operations alone, ``_slot_math(g, slots, coefficients)`` (the new
+    slots) and ``_step_math(p, g, new_slots, coefficients)`` (delta); or
+    ``_leaf_math(p, g, slots, coefficients)`` returning ``(delta, new_slots)`` at once; or
+    ``_leaf(p, g, slots, lr, t, ctx)`` for a rule that needs more. The new parameter is
+    ``p - delta``, then decoupled weight decay. (Split in two, the rule lets Model.fit's
+    compiled step hold back a non-finite step's slots before delta reads them, in place.)
     ``compiled_update`` runs the leaf math as one jit program (pearlnet.jit), the
     coefficients its inputs, with the same numbers as ``update``: a Python float in an
     operation with a float32 array is rounded to float32 first, as the program's input is.
@@ -244,19 +247,36 @@ class Optimizer:
         return type(self)._leaf is Optimizer._leaf
 
     def _apply(self, ps: list, gs: list, slot_leaves: list, coefficients: Any, mask: tuple,
-               t: int = 0, ctx: Any = None) -> tuple[list, list]:
+               t: int = 0, ctx: Any = None, guard: Any = None) -> tuple[list, list]:
         """The new leaves and slot leaves. ``coefficients`` is lr (the plain path) or, compiled,
-        the tuple of ``_coefficients(lr, t)`` and lr * weight_decay as float64 scalars."""
+        the tuple of ``_coefficients(lr, t)`` and lr * weight_decay as float64 scalars.
+
+        ``guard = (ok, fallback leaves)``, compiled only: where ``ok`` (a 0-d bool) is false,
+        the slots come back as they were and the parameters as the fallback leaves; where
+        true, the numbers are those without a guard (a selection, bit for bit). Model.fit's
+        step passes ``ok = isfinite(loss)`` when a TerminateOnNaN may stop it, so a
+        non-finite step is never applied although the step writes its results in place."""
         import pearlnet.numpy as pnp
 
         new_ps: list = []
         new_slots: list[list] = [[] for _ in self.slots]
         wd = self.weight_decay
+        split = type(self)._leaf_math is Optimizer._leaf_math
         for i, (p, g) in enumerate(zip(ps, gs)):
             slots = tuple(sl[i] for sl in slot_leaves)
             if isinstance(coefficients, tuple):  # compiled: in the leaf's dtype, as Python
                 c = tuple(pnp.astype(x, p.dtype) for x in coefficients)  # floats would be
-                delta, slot_vals = self._leaf_math(p, g, slots, c[:-1])
+                if guard is not None and split:
+                    # held back before delta reads them: each slot's update and selection
+                    # is one fused pass over its own memory
+                    slot_vals = tuple(pnp.where(guard[0], new, old) for new, old in
+                                      zip(self._slot_math(g, slots, c[:-1]), slots))
+                    delta = self._step_math(p, g, slot_vals, c[:-1])
+                else:
+                    delta, slot_vals = self._leaf_math(p, g, slots, c[:-1])
+                    if guard is not None:
+                        slot_vals = tuple(pnp.where(guard[0], new, old)
+                                          for new, old in zip(slot_vals, slots))
                 decay = c[-1]
             else:
                 delta, slot_vals = self._leaf(p, g, slots, coefficients, t, ctx)
@@ -264,7 +284,8 @@ class Optimizer:
             new = p - delta
             if wd and mask[i]:
                 new = new - decay * p
-            new_ps.append(pnp.astype(new, p.dtype))
+            new = pnp.astype(new, p.dtype)
+            new_ps.append(new if guard is None else pnp.where(guard[0], new, guard[1][i]))
             for acc, v in zip(new_slots, slot_vals):
                 acc.append(pnp.astype(v, p.dtype))
         return new_ps, new_slots
@@ -283,8 +304,20 @@ class Optimizer:
         return (lr,)
 
     def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
-        """(delta, new slots) with array operations on arrays or traced values."""
-        raise NotImplementedError(f"{self.name}: implement _leaf_math (or _leaf)")
+        """(delta, new slots) with array operations on arrays or traced values: by default
+        ``_slot_math``, then ``_step_math`` on the new slots."""
+        new_slots = self._slot_math(g, slots, c)
+        return self._step_math(p, g, new_slots, c), new_slots
+
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
+        """The new slots (a tuple in ``self.slots``' order), with array operations."""
+        raise NotImplementedError(f"{self.name}: implement _slot_math and _step_math (or "
+                                  f"_leaf_math, or _leaf)")
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
+        """delta (the parameter moves by -delta) from the new slots, with array operations."""
+        raise NotImplementedError(f"{self.name}: implement _slot_math and _step_math (or "
+                                  f"_leaf_math, or _leaf)")
 
     def _leaf(self, p: np.ndarray, g: np.ndarray, slots: tuple, lr: float, t: int,
               ctx: Any) -> tuple[np.ndarray, tuple]:

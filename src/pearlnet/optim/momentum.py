@@ -42,7 +42,9 @@ class Momentum(Optimizer):
     def _hparams(self) -> dict:
         return {"beta": self.beta}
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
         (inertia,), (lr,) = slots, c
-        inertia = self.beta * inertia + lr * g
-        return inertia, (inertia,)
+        return (self.beta * inertia + lr * g,)
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
+        return slots[0]

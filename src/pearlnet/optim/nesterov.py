@@ -32,8 +32,7 @@ class Nesterov(Momentum):
 
     key = "nesterov"  # constructor, hyper-parameters and state are Momentum's
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
+        # the new inertia from Momentum's _slot_math, then one more look-ahead
         (inertia,), (lr,) = slots, c
-        step = lr * g
-        inertia = self.beta * inertia + step
-        return self.beta * inertia + step, (inertia,)
+        return self.beta * inertia + lr * g

@@ -43,7 +43,10 @@ class RMSProp(Optimizer):
     def _hparams(self) -> dict:
         return {"gamma": self.gamma, "eps": self.eps}
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
+        (cache,) = slots
+        return (self.gamma * cache + (1.0 - self.gamma) * (g * g),)
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
         (cache,), (lr,) = slots, c
-        cache = self.gamma * cache + (1.0 - self.gamma) * (g * g)
-        return lr * g / np.sqrt(cache + self.eps), (cache,)
+        return lr * g / np.sqrt(cache + self.eps)

@@ -32,6 +32,9 @@ class SGD(Optimizer):
                  decay_mask: Any = None) -> None:
         super().__init__(lr, weight_decay=weight_decay, decay_mask=decay_mask)
 
-    def _leaf_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> tuple[Any, tuple]:
+    def _slot_math(self, g: Any, slots: tuple, c: tuple) -> tuple:
+        return ()
+
+    def _step_math(self, p: Any, g: Any, slots: tuple, c: tuple) -> Any:
         (lr,) = c
-        return lr * g, ()
+        return lr * g

@@ -26,6 +26,7 @@ from pearlnet.autodiff import (
     tree_unflatten,
     value_and_grad,
 )
+from pearlnet.autodiff.tree import sole_holder
 from pearlnet.distributed import (
     PackedTree,
     Shard,
@@ -89,6 +90,7 @@ class Model(Sequential):
         # {"seed": s, "epoch": k}: where fit stands (saved in a checkpoint, for initial_epoch)
         self.training_progress: dict | None = None
         self._comm: Any = None  # the communicator of the last fit (rank 0 writes files)
+        self._guarded = True  # does the fit under way have a TerminateOnNaN
         self.jit = True  # compile the training and inference steps (compile(jit=...))
         self._programs: dict = {}  # the compiled steps, by name (reset by compile)
         super().__init__(list(layers or []), name)
@@ -360,9 +362,12 @@ class Model(Sequential):
         cb = CallbackList(cbs)
         cb.set_model(self)
         self.stop_training = False
-        self.last_finite = (self.params, self.state)  # what TerminateOnNaN restores
+        guarded = any(isinstance(c, TerminateOnNaN) for c in cbs)
+        # what TerminateOnNaN restores (nothing does without one: then the compiled step may
+        # write the new parameters over the old ones)
+        self.last_finite = (self.params, self.state) if guarded else ({}, {})
         self.training_progress = {"seed": seed, "epoch": int(initial_epoch)}
-        self._comm = comm
+        self._comm, self._guarded = comm, guarded
         step = getattr(self.optimizer, "fit_step", None)
         train_step = step(self) if step is not None else self._first_order_step()
         n, steps = len(x), 0
@@ -386,10 +391,16 @@ class Model(Sequential):
                     # instead of NumPy warning about every overflowing operation
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                         loss, metric_sums, apply_update = train_step(xb, yb, stream, shard)
+                        # the callbacks see the updated model (as Keras's do); with a
+                        # TerminateOnNaN a step whose loss is not finite is not applied
+                        if not guarded or math.isfinite(loss):
+                            apply_update()
+                        # let go of the step's old trees now: the next compiled step writes
+                        # over their arrays only when nothing else holds them
+                        del apply_update
                         cb.on_batch_end(b, {"loss": loss, "epoch": epoch})
                         if self.stop_training and not math.isfinite(loss):
                             break
-                        apply_update()
                     steps += 1
                     if check_replicas and steps % check_replicas == 0:
                         self._check_replicas(comm, steps)
@@ -476,25 +487,65 @@ class Model(Sequential):
         return loss, new_state, out, grads
 
     def _training_step(self, params: Any, x: Any, y: Any, state: Any, seed_epoch: Any,
-                       indices: Any, slots: list, coefficients: tuple, mask: tuple) -> tuple:
+                       indices: Any, slots: list, coefficients: tuple, mask: tuple,
+                       spare: list | None = None) -> tuple:
         """One process: the gradient step and the optimizer's rule in one compiled program
         (the gradients never leave it). Returns (loss, new state, outputs, new params, new
-        slot leaves)."""
+        slot leaves). With ``spare`` (the leaves of the parameters before these, which
+        nothing needs any more unless this step's loss is not finite) the step is guarded:
+        where the loss is not finite, the slots come back unchanged and the new parameters
+        are the spare leaves themselves (the optimizer's ``guard``)."""
+        import pearlnet.numpy as pnp
+
         loss, new_state, out, grads = self._gradient_step(params, x, y, state, seed_epoch,
                                                           indices, None, 0, 1.0)
         ps, treedef = tree_flatten(params)
         gs = tree_leaves_like(treedef, grads, "Model.fit", "the gradients")
-        new_ps, new_slots = self.optimizer._apply(ps, gs, slots, coefficients, mask)
+        guard = None if spare is None else (pnp.isfinite(loss), spare)
+        new_ps, new_slots = self.optimizer._apply(ps, gs, slots, coefficients, mask,
+                                                  guard=guard)
         return loss, new_state, out, tree_unflatten(treedef, new_ps), new_slots
 
-    def _program(self, name: str, fn: Callable, static_argnums: tuple = ()) -> Callable:
+    def _program(self, name: str, fn: Callable, static_argnums: tuple = (),
+                 donate_argnums: tuple = ()) -> Callable:
         """The compiled form of ``fn`` (made once per compile()), or fn itself (jit=False)."""
         if not self.jit:
             return fn
         program = self._programs.get(name)
         if program is None:
-            program = self._programs[name] = compile_fn(fn, static_argnums=static_argnums)
+            program = self._programs[name] = compile_fn(fn, static_argnums=static_argnums,
+                                                        donate_argnums=donate_argnums)
         return program
+
+    def _fused_inputs(self, guarded: bool) -> tuple | None:
+        """(params, slot leaves, coefficients, mask, spare) for the compiled training step,
+        whose program writes its results over arrays it is given (donated): the slots, and
+        the parameters (unguarded) or the spare leaves (guarded, the parameters before these,
+        which TerminateOnNaN no longer needs once this step's loss is finite). Only arrays
+        that nothing but the model holds are given (``sole_holder``); for the others, copies
+        (of parameters and slots) or new arrays (the spare, whose values a finite step does
+        not read). None when the optimizer's rule cannot be compiled."""
+        params_sole = not guarded and sole_holder(self.params, 1)
+        slots_sole = sole_holder(self.opt_state, 1)
+        spare_sole = guarded and sole_holder(self.last_finite[0], 1)
+        params = self.params
+        inputs = self.optimizer.step_inputs(params, self.opt_state)
+        if inputs is None:
+            return None
+        slots, coefficients, mask = inputs
+        if not slots_sole:
+            slots = [[np.array(a) for a in leaves] for leaves in slots]
+        spare = None
+        if guarded:
+            ps, treedef = tree_flatten(params)
+            spare, spare_def = tree_flatten(self.last_finite[0])
+            if not (spare_sole and spare_def == treedef and all(
+                    type(s) is np.ndarray and s.shape == p.shape and s.dtype == p.dtype
+                    and s.flags.c_contiguous for s, p in zip(spare, ps))):
+                spare = [np.empty_like(p) for p in ps]
+        elif not params_sole:
+            params = tree_map(np.array, params)
+        return params, slots, coefficients, mask, spare
 
     def _first_order_step(self) -> Callable:
         """A step for the first-order optimizers: gradient, then ``optimizer.update``.
@@ -510,27 +561,42 @@ class Model(Sequential):
         update = compiled if self.jit and compiled is not None else self.optimizer.update
         step_inputs = getattr(self.optimizer, "step_inputs", None) if self.jit else None
         fusion: dict = {"packed": None, "offset": 0}  # the data-parallel gradient buffer
+        guarded = self._guarded  # a TerminateOnNaN may stop this fit at a non-finite loss
 
         def step(xb, yb, stream, shard):
             params, state, comm = self.params, self.state, shard.comm
             seed_epoch = np.array([stream.seed, stream.epoch], dtype=np.int64)
-            inputs = step_inputs(params, self.opt_state) if step_inputs and comm.size == 1 \
-                else None
-            if inputs is not None:  # one program: gradients and the update
-                training_step = self._program("training_step", self._training_step, (8,))
-                loss, new_state, out, new_params, new_slots = training_step(
-                    params, xb, yb, state, seed_epoch, stream.indices, *inputs)
+            del params  # so that the step may find the parameters held by the model alone
+            inputs = self._fused_inputs(guarded) if step_inputs and comm.size == 1 else None
+            if inputs is not None:  # one program: gradients and the update, in place
+                params, slots, coefficients, mask, spare = inputs
+                del inputs
+                if guarded:  # the slots and the spare leaves are written over
+                    training_step = self._program("training_step", self._training_step, (8,),
+                                                  (6, 9))
+                    results = training_step(params, xb, yb, state, seed_epoch, stream.indices,
+                                            slots, coefficients, mask, spare)
+                else:  # the parameters and the slots are
+                    training_step = self._program("unguarded_training_step",
+                                                  self._training_step, (8,), (0, 6))
+                    results = training_step(params, xb, yb, state, seed_epoch, stream.indices,
+                                            slots, coefficients, mask)
+                del slots, spare
+                loss, new_state, out, new_params, new_slots = results
+                del results
                 loss = float(loss)
                 metric_sums = self._metric_sums(yb, out)
 
                 def apply_fused():
-                    self.last_finite = (params, state)
-                    self.opt_state = self.optimizer.step_state(self.opt_state, params,
+                    if guarded:
+                        self.last_finite = (self.params, state)
+                    self.opt_state = self.optimizer.step_state(self.opt_state, new_params,
                                                                new_slots)
                     self.params = tree_map(np.asarray, new_params)
                     self.state = new_state if new_state else state
 
                 return loss, metric_sums, apply_fused
+            params = self.params
             if comm.size == 1:
                 loss, new_state, out, grads = gradient_step(
                     params, xb, yb, state, seed_epoch, stream.indices, None, 0, 1.0)
@@ -561,7 +627,8 @@ class Model(Sequential):
                                        map(float, stats[1:])))
 
             def apply_update():
-                self.last_finite = (params, state)
+                if guarded:
+                    self.last_finite = (params, state)
                 self.params, self.opt_state = update(params, grads, self.opt_state)
                 self.state = new_state if new_state else state
 
