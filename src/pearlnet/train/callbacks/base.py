@@ -43,7 +43,9 @@ class Callback:
         """After epoch ``epoch``; ``logs`` has its figures (a callback may add its own)."""
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """After batch ``batch`` of the epoch; ``logs`` has its ``loss`` and ``epoch``."""
+        """After batch ``batch`` of the epoch, its update applied (as Keras's
+        ``on_train_batch_end``; with a TerminateOnNaN, a step whose loss is not finite is not
+        applied); ``logs`` has its ``loss`` and ``epoch``."""
 
 
 class CallbackList(Callback):
