@@ -242,7 +242,19 @@ def _kernel_call(body: str, inputs: list, specs: list, out_id: int) -> Eqn:
         return [a.reshape(-1) if k else np.asarray(a, dtype).reshape(1)
                 for a, k in zip(args, kinds)]
 
+    in_place: dict[int, Any] = {}  # argument position -> the loop that writes over it
+
     def call_out(buf, *args):
+        for k, a in enumerate(args):
+            if a is buf and kinds[k]:
+                # written over its own argument: a loop whose output is that argument, not a
+                # second pointer to the same memory, which LLVM cannot prove safe and so
+                # leaves unvectorised (Adam's update: 480 us instead of 60 on 200,704 entries)
+                loop = in_place.get(k)
+                if loop is None:
+                    loop = in_place[k] = _kernel(body, len(inputs), scalars, k)
+                loop(*prepare(args))
+                return buf
         kernel(buf.reshape(-1), *prepare(args))
         return buf
 
@@ -268,17 +280,19 @@ def _cache_dir() -> Path:
     return path
 
 
-def _kernel(body: str, n: int, scalars: list[int]) -> Any:
+def _kernel(body: str, n: int, scalars: list[int], over: int | None = None) -> Any:
     """A Numba loop ``out[i] = body`` over arguments a0..a(n-1) (arrays, or 1-entry arrays for
     the ``scalars``, read once before the loop), from a file (Numba caches what it compiles
-    beside the file)."""
+    beside the file). With ``over = k`` the loop has no ``out``: it writes ``a{k}[i]``."""
     args = ", ".join(f"{'s' if k in scalars else 'a'}{k}" for k in range(n))
     hoist = "".join(f"    a{k} = s{k}[0]\n" for k in scalars)
+    out = "out" if over is None else f"a{over}"
+    params = f"out, {args}" if over is None else args
     source = (f"import numba\nimport numpy as np\n\n\n"
               f"@numba.njit(cache=True, error_model='numpy', nogil=True)\n"
-              f"def kernel(out, {args}):\n{hoist}"
-              f"    for i in range(out.shape[0]):\n"
-              f"        out[i] = {body}\n")
+              f"def kernel({params}):\n{hoist}"
+              f"    for i in range({out}.shape[0]):\n"
+              f"        {out}[i] = {body}\n")
     key = hashlib.sha1(source.encode()).hexdigest()[:16]
     found = _KERNELS.get(key)
     if found is not None:
