@@ -564,9 +564,10 @@ class Model(Sequential):
         guarded = self._guarded  # a TerminateOnNaN may stop this fit at a non-finite loss
 
         def step(xb, yb, stream, shard):
-            params, state, comm = self.params, self.state, shard.comm
+            # no reference to the parameters here before the fused step: it writes over them
+            # only when the model alone holds them
+            state, comm = self.state, shard.comm
             seed_epoch = np.array([stream.seed, stream.epoch], dtype=np.int64)
-            del params  # so that the step may find the parameters held by the model alone
             inputs = self._fused_inputs(guarded) if step_inputs and comm.size == 1 else None
             if inputs is not None:  # one program: gradients and the update, in place
                 params, slots, coefficients, mask, spare = inputs
