@@ -72,6 +72,39 @@ def fit_mlp(comm):
             "val_loss": np.array(h.history["val_loss"])}
 
 
+def fit_in_place(comm):
+    """Model.fit's compiled update writes in place on every rank: the arrays the parameters
+    and the optimizer slots live in over 9 steps, with and without TerminateOnNaN."""
+    x, y = classification(n=96)
+    out = {}
+    for guarded in (True, False):
+        model = mlp()
+        model.compile(loss="categorical_crossentropy", optimizer=Adam(1e-2))
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, seed=3, distributed=comm,
+                  terminate_on_nan=guarded)
+        ids = _Ids()
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=4, distributed=comm,
+                  terminate_on_nan=guarded, callbacks=[ids])
+        name = "guarded" if guarded else "unguarded"
+        out[f"{name}_params"] = flat(model.params)
+        out[f"{name}_counts"] = np.array([len(ids.params), len(ids.slots),
+                                          len(tree_flatten(model.params)[0])])
+    return out
+
+
+class _Ids(pearlnet.train.Callback):
+    """The arrays the model's parameters and optimizer slots live in, batch by batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.params, self.slots = set(), set()
+
+    def on_batch_end(self, batch, logs=None):
+        self.params.update(id(a) for a in tree_flatten(self.model.params)[0])
+        self.slots.update(id(a) for a in tree_flatten(self.model.opt_state)[0]
+                          if isinstance(a, np.ndarray))
+
+
 def fit_cnn(comm):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((60, 1, 8, 8))
@@ -194,8 +227,9 @@ def rank_zero_predict(comm):
     return {}
 
 
-JOBS = {f.__name__: f for f in (gradient, fit_mlp, fit_cnn, fit_lstm, hessian_free, evaluate,
-                                 raising, killed, resumed, mismatched, rank_zero_predict)}
+JOBS = {f.__name__: f for f in (gradient, fit_mlp, fit_in_place, fit_cnn, fit_lstm,
+                                 hessian_free, evaluate, raising, killed, resumed, mismatched,
+                                 rank_zero_predict)}
 
 if __name__ == "__main__":
     job, out = sys.argv[1], sys.argv[2]

@@ -89,6 +89,19 @@ def test_three_epochs_of_an_mlp_with_adam(ranks, tmp_path):
     np.testing.assert_array_equal(results[0]["accuracy"], single["accuracy"])
 
 
+def test_the_compiled_update_writes_in_place_on_every_rank(tmp_path):
+    results = run_ok(2, "fit_in_place", tmp_path)
+    assert_replicas_identical(results)
+    single = mpi_jobs.fit_in_place(ONE)
+    for r in results:
+        n = int(r["guarded_counts"][2])
+        # guarded: two sets of parameters take turns; unguarded: one; the slots stay put
+        assert r["guarded_counts"][:2].tolist() == [2 * n, 2 * n]
+        assert r["unguarded_counts"][:2].tolist() == [n, 2 * n]
+    for key in ("guarded_params", "unguarded_params"):
+        np.testing.assert_allclose(results[0][key], single[key], rtol=1e-9, atol=1e-12)
+
+
 def test_a_cnn_with_batchnorm_and_dropout(tmp_path):
     results = run_ok(3, "fit_cnn", tmp_path)
     assert_replicas_identical(results)

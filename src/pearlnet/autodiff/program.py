@@ -184,18 +184,21 @@ def _recycler(specs: list[tuple]) -> tuple[Callable, Callable, list]:
     """(take, give, dest): ``take(k)`` is the array the caller offered for output k (``dest``),
     else one of the arrays output k had in the last three calls that nobody else holds any
     more (its reference count says so: then no caller can see it change), else a new one;
-    ``give(k, a)`` remembers output k's new array. Three, not one: a caller that keeps the last
+    ``give(k, a)`` remembers output k's new array (not one the caller offered: that stays
+    the caller's alone). Three, not one: a caller that keeps the last
     result while passing it back in, and the one before as well (``Model.fit``'s parameters,
     and the last finite ones ``TerminateOnNaN`` restores), frees the one before those. The
     kept arrays the caller still holds cost no memory of their own."""
     pool: list = [[] for _ in specs]
     dest: list = [None] * len(specs)
+    offered: list = [False] * len(specs)  # output k went into the caller's array this call
     refcount = sys.getrefcount
 
     def take(k: int) -> np.ndarray:
         a = dest[k]
         if a is not None:
             dest[k] = None
+            offered[k] = True
             return a
         kept = pool[k]
         for i in range(len(kept)):
@@ -204,6 +207,9 @@ def _recycler(specs: list[tuple]) -> tuple[Callable, Callable, list]:
         return empty(*specs[k])
 
     def give(k: int, a: np.ndarray) -> None:
+        if offered[k]:  # the caller's own array: not the recycler's to keep
+            offered[k] = False
+            return
         kept = pool[k]
         kept.append(a)
         if len(kept) > 3:

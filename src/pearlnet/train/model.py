@@ -547,6 +547,40 @@ class Model(Sequential):
             params = tree_map(np.array, params)
         return params, slots, coefficients, mask, spare
 
+    def _update_step(self, ps: list, gs: list, slots: list, coefficients: tuple,
+                     mask: tuple) -> tuple:
+        """The optimizer's rule on flat leaves: (new parameter leaves, new slot leaves)."""
+        return self.optimizer._apply(ps, gs, slots, coefficients, mask)
+
+    def _update_in_place(self, grads: Any, guarded: bool) -> None:
+        """The data-parallel step's update, after the allreduce, as one compiled program that
+        writes in place as the one-process step does (``_fused_inputs``): the slots over the
+        old ones, the new parameters over the old ones (unguarded) or into the spare leaves
+        (guarded; offered as the outputs' memory, since only finite steps reach here)."""
+        inputs = self._fused_inputs(guarded)
+        if inputs is None:
+            params = self.params
+            if guarded:
+                self.last_finite = (params, self.state)
+            self.params, self.opt_state = self.optimizer.compiled_update(params, grads,
+                                                                         self.opt_state)
+            return
+        params, slots, coefficients, mask, spare = inputs
+        del inputs
+        ps, treedef = tree_flatten(params)
+        gs = tree_leaves_like(treedef, grads, "Model.fit", "the gradients")
+        if guarded:
+            program = self._program("update", self._update_step, (4,), (2,))
+            into = list(spare) + [None] * (len(ps) * len(slots))
+            new_ps, new_slots = program.call_into(into, ps, gs, slots, coefficients, mask)
+            self.last_finite = (self.params, self.state)
+        else:
+            program = self._program("unguarded_update", self._update_step, (4,), (0, 2))
+            new_ps, new_slots = program(ps, gs, slots, coefficients, mask)
+        del params, ps, slots, spare
+        self.opt_state = self.optimizer.step_state(self.opt_state, self.params, new_slots)
+        self.params = tree_unflatten(treedef, [np.asarray(a) for a in new_ps])
+
     def _first_order_step(self) -> Callable:
         """A step for the first-order optimizers: gradient, then ``optimizer.update``.
 
@@ -626,6 +660,15 @@ class Model(Sequential):
                 loss = float(stats[0])
                 metric_sums = dict(zip((name for name, _ in self.metric_fns),
                                        map(float, stats[1:])))
+
+            if step_inputs is not None and comm.size > 1:  # compiled: in place, as above
+                del params, args  # (the update finds the parameters held by the model alone)
+
+                def apply_in_place():
+                    self._update_in_place(grads, guarded)
+                    self.state = new_state if new_state else state
+
+                return loss, metric_sums, apply_in_place
 
             def apply_update():
                 if guarded:
