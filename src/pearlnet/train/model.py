@@ -537,9 +537,11 @@ class Model(Sequential):
             slots = [[np.array(a) for a in leaves] for leaves in slots]
         spare = None
         if guarded:
-            ps, treedef = tree_flatten(params)
-            spare, spare_def = tree_flatten(self.last_finite[0])
-            if not (spare_sole and spare_def == treedef and all(
+            # the spare leaves only lend their memory (the new parameters are unflattened
+            # with the parameters' structure), so arrays of the leaves' shapes will do
+            ps = tree_flatten(params)[0]
+            spare = tree_flatten(self.last_finite[0])[0]
+            if not (spare_sole and len(spare) == len(ps) and all(
                     type(s) is np.ndarray and s.shape == p.shape and s.dtype == p.dtype
                     and s.flags.c_contiguous for s, p in zip(spare, ps))):
                 spare = [np.empty_like(p) for p in ps]
