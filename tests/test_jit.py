@@ -261,6 +261,30 @@ def test_buffers_are_reused_from_liveness():
     assert_same([c(x), c(x)], [chain(x), chain(x)])
 
 
+def test_results_of_other_shapes_share_a_buffer_once_its_reader_has_run():
+    """Persistent buffers are flat and shared by size: a (64, 48) product, then a (48, 64)
+    one, a (32, 64) one and a transposed result, each dead before the next is made, live in
+    one buffer (each a view of its first entries, in its own layout); same bits."""
+
+    def chain(x, w, v):
+        a = x @ w  # (64, 48)
+        b = pnp.transpose(a) @ x  # (48, 64): a dies here
+        c = b[:32] @ v  # (32, 64)
+        return pnp.sum(pnp.tanh(c))
+
+    rng = np.random.default_rng(0)
+    x, w, v = rng.standard_normal((64, 64)), rng.standard_normal((64, 48)), \
+        rng.standard_normal((64, 64))
+    c = jit(chain)
+    expect = chain(x, w, v)
+    assert_same([c(x, w, v), c(x, w, v)], [expect, expect])
+    prog = c.program(x, w, v)
+    shapes = {view[1] for view in prog.views}
+    assert {(64, 48), (48, 64), (32, 64)} <= shapes
+    assert len(prog.slots) < len(prog.views)  # fewer buffers than results in them
+    assert sum(int(np.prod(s)) for s, _, _ in prog.slots) <= 2 * 64 * 64
+
+
 def test_fusion_of_elementwise_chains_keeps_the_bits(rng):
     pytest.importorskip("numba")
     from pearlnet.optim import Adam
@@ -566,14 +590,16 @@ def test_slice_cotangents_are_added_as_soon_as_they_are_made(monkeypatch):
     whole, at the end; hoist_accumulations moves each addition up, so the slices' cotangents
     die at once instead of waiting, one buffer each, with the same bits."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((12, 32, 16))
-    w = rng.standard_normal((80, 64))
+    # slices (32 x 128) larger than the step's values (32 x 64): waiting, their cotangents
+    # could not borrow those values' buffers, which the buffer plan shares by size
+    x = rng.standard_normal((12, 32, 128))
+    w = rng.standard_normal((192, 64))
 
     def loss(x, w):
         steps = [x[t] for t in range(12)]  # all slices first, as the LSTM layer takes them
         h = pnp.zeros((32, 64))
         for xt in steps:  # a recurrence over the slices, as an LSTM's time steps
-            h = pnp.tanh(xt @ w[:16] + h @ w[16:])
+            h = pnp.tanh(xt @ w[:128] + h @ w[128:])
         return pnp.sum(h * h)
 
     def slot_bytes(step):
@@ -587,5 +613,5 @@ def test_slice_cotangents_are_added_as_soon_as_they_are_made(monkeypatch):
     monkeypatch.setattr(passes, "hoist_accumulations", lambda program: None)
     waiting = jit(pearlnet.grad(loss))
     assert np.array_equal(waiting(x, w), want)
-    # the cotangents of x's 12 slices (32 x 16 each) no longer wait for the end
-    assert slot_bytes(waiting) - slot_bytes(hoisted) >= 10 * 32 * 16 * 8
+    # the cotangents of x's 12 slices (32 x 128 each) no longer wait for the end
+    assert slot_bytes(waiting) - slot_bytes(hoisted) >= 10 * 32 * 128 * 8

@@ -181,12 +181,13 @@ def _storages(program: Program) -> tuple[dict, set]:
 
 def plan_buffers(program: Program) -> None:
     """Give each equation that can write into ``out=`` a buffer: an argument that dies there
-    (in place; elementwise only) or a persistent buffer of the result's shape and dtype whose
-    last reader has run. Never written: the memory of an input, a constant or an output
-    (returned, so fresh each call), nor any memory a live value can see. A donated input
-    (``jit(..., donate_argnums=...)``) is the exception: once its last reader has run, a
-    result of its shape, dtype and layout may be written over it, an output included (which
-    then comes back in the caller's array, as with jax.jit's donation)."""
+    (in place; elementwise only) or a persistent buffer of the result's dtype, large enough,
+    whose last reader has run (a flat buffer, which results of other shapes share: each is a
+    view of its first entries, in the result's layout). Never written: the memory of an input,
+    a constant or an output (returned, so fresh each call), nor any memory a live value can
+    see. A donated input (``jit(..., donate_argnums=...)``) is the exception: once its last
+    reader has run, a result of its shape, dtype and layout may be written over it, an output
+    included (which then comes back in the caller's array, as with jax.jit's donation)."""
     choose_out(program)
     specs = program.specs
     storage, foreign = _storages(program)
@@ -195,7 +196,7 @@ def plan_buffers(program: Program) -> None:
         last.setdefault(storage[e.out], k)
         for i in e.uses():
             last[storage[i]] = k
-    free: dict[tuple, list[int]] = {}
+    free: dict[Any, list[int]] = {}  # dtype -> persistent buffers whose last reader has run
     slot_of: dict[int, int] = {}
     moved: dict[int, int] = {}  # a storage taken over by another (in place)
 
@@ -244,19 +245,23 @@ def plan_buffers(program: Program) -> None:
                 e.out_buf = ("pool", len(program.pool_specs))
                 program.pool_specs.append((out.shape, out.dtype, out.order))
             else:
-                spec = (out.shape, out.dtype, out.order)
-                pool = free.get(spec)
-                if pool:
-                    slot = pool.pop()
+                # a persistent buffer: the smallest free one of this dtype that is large
+                # enough (its first entries, in this result's shape and layout), else a new one
+                pool = free.setdefault(out.dtype, [])
+                fits = [b for b in pool if program.slots[b][0][0] >= out.size]
+                if fits:
+                    slot = min(fits, key=lambda b: (program.slots[b][0][0], b))
+                    pool.remove(slot)
                 else:
                     slot = len(program.slots)
-                    program.slots.append(spec)
+                    program.slots.append(((out.size,), out.dtype, (0,)))
                 slot_of[s] = slot
-                e.out_buf = ("slot", slot)
+                e.out_buf = ("slot", len(program.views))
+                program.views.append((slot, out.shape, out.dtype, out.order))
         for sd in {where(i) for i in e.uses()} | {s}:
             if last.get(sd) == k and sd in slot_of:
                 slot = slot_of.pop(sd)
-                free.setdefault(program.slots[slot], []).append(slot)
+                free.setdefault(program.slots[slot][1], []).append(slot)
 
 
 def hoist_accumulations(program: Program) -> None:

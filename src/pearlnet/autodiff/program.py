@@ -128,7 +128,8 @@ class Program:
         self.specs: Any = specs
         self.shares: dict = {} if shares is None else shares
         self.name = name
-        self.slots: list[tuple] = []  # (shape, dtype, axis order) of each persistent buffer
+        self.slots: list[tuple] = []  # ((size,), dtype, (0,)) of each persistent flat buffer
+        self.views: list[tuple] = []  # (slot, shape, dtype, axis order): a result in a slot
         self.pool_specs: list[tuple] = []  # (shape, dtype, axis order) of each recycled output
         self.pooled: set = set()
         self.run: Callable | None = None
@@ -178,6 +179,13 @@ class Program:
             if into is not None:
                 dest[:] = [None] * len(dest)
             self.busy.release()
+
+
+def _view(flat: np.ndarray, shape: tuple, order: tuple) -> np.ndarray:
+    """The first entries of a flat buffer as an array of ``shape`` whose memory runs through
+    the axes in ``order`` (what ``empty`` makes, in memory a buffer may lend to others)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    return flat[:size].reshape([shape[a] for a in order]).transpose(np.argsort(order))
 
 
 def _recycler(specs: list[tuple]) -> tuple[Callable, Callable, list]:
@@ -246,8 +254,9 @@ def _generate(program: Program, buffers: bool) -> Callable:
             last[i] = k
     keep = {o.id for o in program.outputs if type(o) is Var}
     if buffers:
-        for k, spec in enumerate(program.slots):
-            glob[f"b{k}"] = empty(*spec)
+        flat = [np.empty(shape, dtype) for shape, dtype, _ in program.slots]
+        for k, (slot, shape, _, order) in enumerate(program.views):
+            glob[f"b{k}"] = _view(flat[slot], shape, order)
         glob["_take"], glob["_give"], glob["_dest"] = _recycler(program.pool_specs)
     lines = [f"def run({', '.join(f'v{i}' for i in program.inputs)}):"]
     for k, e in enumerate(program.eqns):
