@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .passes import hoist
 from .program import Eqn, Program, Spec, Var
 
 __all__ = ["fuse", "available"]
@@ -92,19 +93,9 @@ def _hoist_selects(program: Program) -> None:
     """Move each select (``where`` on a 0-d condition) up to just after the equation making
     the last of its arguments, so that it is next to the chain making its operand and joins
     that chain's group: an optimizer's guarded slots, ``where(ok, m_new, m)``, recorded after
-    all of a leaf's new slots. The program is pure, so every value is the same."""
+    all of a leaf's new slots."""
     specs = program.specs
-    keys: dict[int, tuple] = {}
-    placed = []
-    for n, e in enumerate(program.eqns):
-        key: tuple = (n,)
-        if _is_select(e, specs) and not e.effect:
-            key = max([keys[a.id] for a in e.args if type(a) is Var and a.id in keys]
-                      + [(-1,)]) + (n,)
-        keys[e.out] = key
-        placed.append((key, e))
-    placed.sort(key=lambda p: p[0])
-    program.eqns = [e for _, e in placed]
+    hoist(program, lambda e: _is_select(e, specs))
 
 
 def fuse(program: Program) -> None:

@@ -17,11 +17,11 @@ the same value from the same arguments, a buffer only changes where a result is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .program import Program, Spec, Var, map_vars, walk_vars
+from .program import Eqn, Program, Spec, Var, map_vars, walk_vars
 
 __all__ = ["fold", "cse", "dce", "choose_out", "plan_buffers", "optimize"]
 
@@ -264,23 +264,19 @@ def plan_buffers(program: Program) -> None:
                 free.setdefault(program.slots[slot][1], []).append(slot)
 
 
-def hoist_accumulations(program: Program) -> None:
-    """Move each accumulation (an equation whose out_impl adds into its argument 0, such as
-    the reverse pass's index-add of a slice's cotangent) up to just after its arguments are
-    made. A reverse pass adds the cotangents of a value's slices only when it reaches the value
-    itself, at the end (an LSTM's 50 steps' gate cotangents, 6 MB, all alive until then); added
-    as soon as each is made, each dies at once. The chain of additions keeps its order (each
-    reads the one before), and the program is pure, so every value is the same, bit for bit."""
-    # each equation gets a sort key: (its index,) where it stays; an accumulation gets the key
-    # of the latest of its arguments' makers (and of the last collective) extended by a
-    # sequence number, which sorts it just after that equation, in the order met
+def hoist(program: Program, movable: Callable[[Eqn], bool]) -> None:
+    """Move each equation ``movable`` picks (a collective never) up to just after the equation
+    making the latest of its arguments, and after the last collective before it, keeping the
+    order of those met at one place. The program is pure, so every value is the same, bit for
+    bit."""
+    # each equation gets a sort key: (its index,) where it stays; a moved one gets the key of
+    # its anchor extended by its index, which sorts it just after the anchor
     keys: dict[int, tuple] = {i: (-1,) for i in program.inputs}
     placed: list[tuple] = []
     last_effect: tuple = (-1,)
     for n, e in enumerate(program.eqns):
-        if e.prim is not None and getattr(e.prim.out_impl, "inplace", ()) and not e.effect:
-            anchor = max([keys[i] for i in e.uses() if i in keys] + [last_effect])
-            key = anchor + (n,)
+        if not e.effect and movable(e):
+            key = max([keys[i] for i in e.uses() if i in keys] + [last_effect]) + (n,)
         else:
             key = (n,)
             if e.effect:
@@ -289,6 +285,17 @@ def hoist_accumulations(program: Program) -> None:
         placed.append((key, e))
     placed.sort(key=lambda p: p[0])
     program.eqns = [e for _, e in placed]
+
+
+def hoist_accumulations(program: Program) -> None:
+    """Move each accumulation (an equation whose out_impl adds into its argument 0, such as
+    the reverse pass's index-add of a slice's cotangent) up to just after its arguments are
+    made. A reverse pass adds the cotangents of a value's slices only when it reaches the value
+    itself, at the end (an LSTM's 50 steps' gate cotangents, 6 MB, all alive until then); added
+    as soon as each is made, each dies at once. The chain of additions keeps its order (each
+    reads the one before)."""
+    hoist(program, lambda e: e.prim is not None
+          and bool(getattr(e.prim.out_impl, "inplace", ())))
 
 
 def optimize(program: Program, fuse: Any = None) -> Program:
