@@ -297,11 +297,7 @@ class Jitted:
         entry = self.cache.get(key)
         if entry is not None:
             self.cache.move_to_end(key)
-            program, out_def, traced, donated = entry
-            ins = [leaf for leaf, t in zip(leaves, traced) if t]
-            if donated:
-                _check_donated(self.name, ins, donated)
-            return tree_unflatten(out_def, program(ins))
+            return self._replay(entry, leaves)
         return self._compile(key, args, kwargs, leaves, layout)
 
     def call_into(self, into: list, *args: Any, **kwargs: Any) -> Any:
@@ -317,6 +313,10 @@ class Jitted:
         if entry is None:
             return self._compile(key, args, kwargs, leaves, layout)
         self.cache.move_to_end(key)
+        return self._replay(entry, leaves, into)
+
+    def _replay(self, entry: tuple, leaves: list, into: list | None = None) -> Any:
+        """A cached program run on the traced leaves (``into``: see call_into)."""
         program, out_def, traced, donated = entry
         ins = [leaf for leaf, t in zip(leaves, traced) if t]
         if donated:

@@ -193,10 +193,9 @@ def _recycler(specs: list[tuple]) -> tuple[Callable, Callable, list]:
     else one of the arrays output k had in the last three calls that nobody else holds any
     more (its reference count says so: then no caller can see it change), else a new one;
     ``give(k, a)`` remembers output k's new array (not one the caller offered: that stays
-    the caller's alone). Three, not one: a caller that keeps the last
-    result while passing it back in, and the one before as well (``Model.fit``'s parameters,
-    and the last finite ones ``TerminateOnNaN`` restores), frees the one before those. The
-    kept arrays the caller still holds cost no memory of their own."""
+    the caller's alone). Three, not one: a caller that keeps the last result while passing it
+    back in, and the one before as well (a loop keeping the last two states), frees the one
+    before those. The kept arrays the caller still holds cost no memory of their own."""
     pool: list = [[] for _ in specs]
     dest: list = [None] * len(specs)
     offered: list = [False] * len(specs)  # output k went into the caller's array this call

@@ -549,11 +549,6 @@ class Model(Sequential):
             params = tree_map(np.array, params)
         return params, slots, coefficients, mask, spare
 
-    def _update_step(self, ps: list, gs: list, slots: list, coefficients: tuple,
-                     mask: tuple) -> tuple:
-        """The optimizer's rule on flat leaves: (new parameter leaves, new slot leaves)."""
-        return self.optimizer._apply(ps, gs, slots, coefficients, mask)
-
     def _update_in_place(self, grads: Any, guarded: bool) -> None:
         """The data-parallel step's update, after the allreduce, as one compiled program that
         writes in place as the one-process step does (``_fused_inputs``): the slots over the
@@ -572,12 +567,13 @@ class Model(Sequential):
         ps, treedef = tree_flatten(params)
         gs = tree_leaves_like(treedef, grads, "Model.fit", "the gradients")
         if guarded:
-            program = self._program("update", self._update_step, (4,), (2,))
+            program = self._program("update", self.optimizer._apply, (4,), (2,))
             into = list(spare) + [None] * (len(ps) * len(slots))
             new_ps, new_slots = program.call_into(into, ps, gs, slots, coefficients, mask)
             self.last_finite = (self.params, self.state)
         else:
-            program = self._program("unguarded_update", self._update_step, (4,), (0, 2))
+            program = self._program("unguarded_update", self.optimizer._apply, (4,),
+                                    (0, 2))
             new_ps, new_slots = program(ps, gs, slots, coefficients, mask)
         del params, ps, slots, spare
         self.opt_state = self.optimizer.step_state(self.opt_state, self.params, new_slots)
